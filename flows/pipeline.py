@@ -1,0 +1,73 @@
+"""The pipeline flow: one Prefect task per dvc.yaml stage, in DAG order; DVC decides what is stale."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from flows.workspace import StageFailed, repro_stage, workspace_lock
+from recause.evaluation.report import metric_rows
+from recause.orchestration import execution_order, parse_stages, retry_policy, stage_graph
+from tasks._io import load_params
+
+RANKING_METRICS = Path("metrics/ranking.json")
+
+
+def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback signature
+    """Retry policy applies to transient failures only; a stage's user error (exit 2) fails at once."""
+    error = state.data
+    return not (isinstance(error, StageFailed) and not error.transient)
+
+
+@task(name="dvc-stage")
+def run_dvc_stage(root: str, stage: str, force: bool) -> str:
+    """`dvc repro --single-item STAGE`; returns 'ran' or 'skipped'."""
+    logger = get_run_logger()
+    return "ran" if repro_stage(Path(root), stage, force, logger.info) else "skipped"
+
+
+@task(name="publish-ranking-metrics")
+def publish_ranking_metrics(root: str) -> None:
+    """Publish metrics/ranking.json as a keyed table artifact, tracked across runs in the UI."""
+    ranking = json.loads((Path(root) / RANKING_METRICS).read_text(encoding="utf-8"))
+    create_table_artifact(
+        key="ranking-metrics",
+        table=metric_rows(ranking),
+        description="Full-ranking metrics per split and model (RecBole protocol).",
+    )
+
+
+@flow(name="recause-pipeline")
+def pipeline(workspace: str = ".", force: list[str] | None = None, stages: list[str] | None = None) -> dict[str, str]:
+    """Run the stages of dvc.yaml (all, or `stages` and what they need); `force` re-runs stages."""
+    logger = get_run_logger()
+    root = Path(workspace).resolve()
+    params = load_params(root / "params.yaml")
+    graph = stage_graph(parse_stages(yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))))
+    order = execution_order(graph, stages)
+    forced = set(force or [])
+    outcomes: dict[str, str] = {}
+    with workspace_lock(root, logger.info):
+        started = time.perf_counter()
+        for stage in order:
+            policy = retry_policy(graph.nodes[stage]["tags"], params.orchestration.retries)
+            stage_task = run_dvc_stage.with_options(
+                task_run_name=stage,
+                retries=policy.retries,
+                retry_delay_seconds=policy.retry_delay_s,
+                retry_condition_fn=retry_if_transient,
+            )
+            outcomes[stage] = stage_task(str(root), stage, stage in forced)
+        if "evaluate" in outcomes and (root / RANKING_METRICS).exists():
+            publish_ranking_metrics(str(root))
+        ran = [s for s, outcome in outcomes.items() if outcome == "ran"]
+        logger.info(
+            f"{len(order)} stage(s) in {time.perf_counter() - started:.1f}s: "
+            f"ran {', '.join(ran) or 'none'}; skipped {len(order) - len(ran)}"
+        )
+    return outcomes

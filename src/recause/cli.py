@@ -1,0 +1,138 @@
+"""The `recause` command line (Typer). Run it from a recause workspace (a folder with dvc.yaml)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from recause.config import apply_overrides, merge_profile
+from recause.errors import RecauseError
+
+app = typer.Typer(
+    help="recause: an orchestrated, reproducible recommender pipeline that learns why users act.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Telemetry off and nothing fetched from a model hub; a user's own setting always wins.
+QUIET_ENVIRONMENT = {
+    "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "False",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+WorkspaceOption = Annotated[
+    Path, typer.Option("--workspace", "-w", help="Project folder holding dvc.yaml (searched upwards).")
+]
+
+
+def find_workspace(start: Path) -> Path:
+    """The nearest folder at or above ``start`` that holds a dvc.yaml."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "dvc.yaml").exists():
+            return folder
+    raise RecauseError(f"no dvc.yaml in {start} or any parent: run recause inside a recause project")
+
+
+def configure_environment(root: Path) -> None:
+    """Quiet, offline defaults; an ephemeral Prefect with its own home unless PREFECT_API_URL is set."""
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    if "PREFECT_API_URL" not in os.environ:
+        os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))  # flows/ and tasks/ live in the workspace, not the package
+
+
+def fail(error: Exception, code: int) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(code)
+
+
+def print_ranking(path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from recause.evaluation.report import metric_rows
+
+    rows = metric_rows(json.loads(path.read_text(encoding="utf-8")))
+    if not rows:
+        return
+    table = Table(title=f"Ranking metrics ({path})", show_lines=False)
+    for column in rows[0]:
+        table.add_column(column, justify="left" if column in ("split", "model") else "right")
+    for row in rows:
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console(width=max(160, Console().width)).print(table)
+
+
+@app.command()
+def run(
+    force: Annotated[list[str], typer.Option("--force", "-f", help="Re-run this stage even if up to date (repeatable).")] = [],  # noqa: B006
+    stage: Annotated[list[str], typer.Option("--stage", help="Run only this stage and what it needs (repeatable).")] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", "-s", help="Override a param, e.g. split.protocol=temporal; written to params.yaml so DVC tracks it.")] = [],  # noqa: B006
+    profile: Annotated[Path | None, typer.Option(help="YAML file of param overrides merged into params.yaml (e.g. a small test profile).")] = None,
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Run the pipeline (every dvc.yaml stage as a Prefect task) and print the metrics table."""
+    try:
+        root = find_workspace(workspace)
+        configure_environment(root)
+        from tasks._io import load_params, update_params_file
+
+        updates: dict[str, Any] = {}
+        if profile is not None:
+            if not profile.exists():
+                raise RecauseError(f"profile not found: {profile}")
+            updates = yaml.safe_load(profile.read_text(encoding="utf-8")) or {}
+        updates = merge_profile(updates, apply_overrides({}, set_))
+        if updates:
+            update_params_file(root / "params.yaml", updates)
+        load_params(root / "params.yaml")  # fail fast, in one line, before anything runs
+    except RecauseError as error:
+        raise fail(error, 2) from None
+
+    from flows.pipeline import pipeline
+    from flows.workspace import StageFailed
+
+    try:
+        outcomes = pipeline(workspace=str(root), force=list(force), stages=list(stage) or None)
+    except RecauseError as error:
+        raise fail(error, 2) from None
+    except StageFailed as error:
+        raise fail(error, 2 if not error.transient else 1) from None
+    ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
+    typer.echo(f"stages run: {', '.join(ran) or 'none'}; up to date: {len(outcomes) - len(ran)}")
+    if (root / "metrics/ranking.json").exists():
+        print_ranking(root / "metrics/ranking.json")
+
+
+@app.command()
+def params(workspace: WorkspaceOption = Path(".")) -> None:
+    """Print every parameter with its effective value (packaged defaults < params.yaml)."""
+    try:
+        root = find_workspace(workspace)
+        configure_environment(root)
+        from tasks._io import load_params
+
+        effective = load_params(root / "params.yaml").model_dump(mode="json", by_alias=True)
+    except RecauseError as error:
+        raise fail(error, 2) from None
+    typer.echo(yaml.safe_dump(effective, sort_keys=False).rstrip())
+
+
+if __name__ == "__main__":
+    app()

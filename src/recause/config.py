@@ -1,0 +1,200 @@
+"""Typed parameters: the one source of truth for every knob of the pipeline.
+
+Layering (lowest to highest): the defaults declared here < ``params.yaml`` < CLI overrides
+(``--set key=value``). Unknown keys are an error that names the key, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recause.errors import ParamsError
+
+SplitProtocol = Literal["random", "temporal", "cold_item"]
+MetricName = Literal["recall", "ndcg", "mrr", "hit", "precision"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WheelSource(StrictModel):
+    """A data set shipped inside a Python wheel, read as files (the package is never imported)."""
+
+    package: str = "recbole"
+    version: str = "1.2.1"
+    path: str = "recbole/dataset_example/ml-100k"
+    cache_dir: str = "data/external/wheels"
+
+
+class TableFile(StrictModel):
+    """A user-supplied CSV/Parquet table and how its columns map onto recause's names."""
+
+    path: str
+    sep: str | None = Field(default=None, description="CSV delimiter; None sniffs it.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="recause column name -> column name in the file."
+    )
+
+
+class UserFiles(StrictModel):
+    interactions: TableFile
+    items: TableFile
+    users: TableFile | None = None
+
+
+class DataParams(StrictModel):
+    source: Literal["movielens100k", "files"] = "movielens100k"
+    movielens100k: WheelSource = WheelSource()
+    files: UserFiles | None = None
+    sample_users: int | None = Field(
+        default=None, ge=1, description="Keep a seeded random subset of users (small profiles)."
+    )
+    pseudonymise: bool = True
+    pseudonym_key_env: str = "RECAUSE_PSEUDONYM_KEY"
+    pseudonym_key_file: str = ".recause/pseudonym.key"
+
+    @model_validator(mode="after")
+    def _files_given_for_files_source(self) -> DataParams:
+        if self.source == "files" and self.files is None:
+            raise ValueError("data.source is 'files' but data.files is not set")
+        return self
+
+
+class ValidateParams(StrictModel):
+    rating_min: float = 1.0
+    rating_max: float = 5.0
+
+
+class SplitParams(StrictModel):
+    protocol: SplitProtocol = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 2020
+    cold_item_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    recbole_dataset_name: str = "recause"
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, ratios: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6 or ratios[0] <= 0:
+            raise ValueError(f"must be three non-negative shares summing to 1, got {list(ratios)}")
+        return ratios
+
+
+class ItemKNNParams(StrictModel):
+    k: int = Field(default=100, ge=1)
+    shrink: float = Field(default=0.0, ge=0.0)
+
+
+class EASEParams(StrictModel):
+    reg_weight: float = Field(default=250.0, gt=0.0)
+
+
+class ModelsParams(StrictModel):
+    itemknn: ItemKNNParams = ItemKNNParams()
+    ease: EASEParams = EASEParams()
+
+
+class EvaluateParams(StrictModel):
+    ks: tuple[int, ...] = (10, 20)
+    metrics: tuple[MetricName, ...] = ("recall", "ndcg", "mrr", "hit", "precision")
+    batch_users: int = Field(default=2048, ge=1)
+    tie_seed: int = Field(default=0, description="Seed of the fixed random order that breaks score ties.")
+
+    @field_validator("ks")
+    @classmethod
+    def _positive_ks(cls, ks: tuple[int, ...]) -> tuple[int, ...]:
+        if not ks or any(k < 1 for k in ks):
+            raise ValueError(f"must be a non-empty list of positive integers, got {list(ks)}")
+        return tuple(sorted(set(ks)))
+
+
+class RetryPolicy(StrictModel):
+    retries: int = Field(default=0, ge=0)
+    retry_delay_s: float = Field(default=5.0, ge=0.0)
+
+
+class OrchestrationParams(StrictModel):
+    retries: dict[str, RetryPolicy] = Field(
+        default_factory=lambda: {
+            "default": RetryPolicy(retries=0, retry_delay_s=5.0),
+            "gpu": RetryPolicy(retries=2, retry_delay_s=30.0),
+        },
+        description="Retry policy per dvc.yaml stage tag; 'default' applies to untagged stages.",
+    )
+
+    @field_validator("retries")
+    @classmethod
+    def _has_default(cls, retries: dict[str, RetryPolicy]) -> dict[str, RetryPolicy]:
+        if "default" not in retries:
+            raise ValueError("must define a 'default' policy")
+        return retries
+
+
+class Params(StrictModel):
+    data: DataParams = DataParams()
+    validate_: ValidateParams = Field(default=ValidateParams(), alias="validate")
+    split: SplitParams = SplitParams()
+    models: ModelsParams = ModelsParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    orchestration: OrchestrationParams = OrchestrationParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"] if part != "validate_") or "<root>"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{location}'"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{location}: {message} (got {error.get('input')!r})"
+
+
+def parse_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    """Validate a raw parameter mapping; raise ParamsError with one line naming every problem."""
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as error:
+        problems = "; ".join(_describe(e) for e in error.errors())
+        raise ParamsError(f"{source}: {problems}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``dotted.key=value`` overrides applied (values parsed as YAML)."""
+    merged = copy.deepcopy(raw)
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key.strip():
+            raise ParamsError(f"override {override!r}: expected KEY=VALUE, e.g. split.protocol=temporal")
+        node = merged
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ParamsError(f"override {override!r}: '{part}' is not a section")
+            node = child
+        node[leaf] = yaml.safe_load(value)
+    return merged
+
+
+def merge_profile(raw: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge a params profile over ``raw`` (profile wins); neither input is modified."""
+    merged = copy.deepcopy(raw)
+    for key, value in profile.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_profile(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def default_params_mapping() -> dict[str, Any]:
+    """Every knob with its packaged default, as plain data (what a complete params.yaml holds)."""
+    return Params().model_dump(mode="json", by_alias=True)

@@ -1,0 +1,1 @@
+"""Data: table schemas, ingestion helpers, pseudonymisation, splitting and matrices."""

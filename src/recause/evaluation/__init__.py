@@ -1,0 +1,1 @@
+"""Evaluation: full-ranking top-K and ranking metrics (one implementation of each)."""

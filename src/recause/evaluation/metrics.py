@@ -1,0 +1,69 @@
+"""Ranking metrics with binary relevance, as RecBole defines them.
+
+Each takes ``hits`` (n_users, K_max) booleans -- whether the item at rank r is relevant -- and
+``n_relevant`` (n_users,), and returns one value per user for a cut-off ``k``:
+
+- ``hit@k``       1 if any of the top k is relevant.
+- ``precision@k`` relevant in top k / k.
+- ``recall@k``    relevant in top k / all relevant.
+- ``ndcg@k``      sum over relevant ranks r <= k of 1/log2(r+1), divided by the same sum for an
+                  ideal list (min(k, n_relevant) relevant items on top).
+- ``mrr@k``       1/rank of the first relevant item within the top k, else 0.
+
+Users with no relevant items have no defined recall/NDCG and are left out of every average.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+MetricFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+def _discounts(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def hit(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].any(axis=1).astype(np.float64)
+
+
+def precision(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].sum(axis=1) / k
+
+
+def recall(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].sum(axis=1) / n_relevant
+
+
+def ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    discounts = _discounts(k)
+    dcg = (hits[:, :k] * discounts[: hits[:, :k].shape[1]]).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k).astype(int) - 1]
+    return dcg / ideal
+
+
+def mrr(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    top = hits[:, :k]
+    first = top.argmax(axis=1)
+    return np.where(top.any(axis=1), 1.0 / (first + 1), 0.0)
+
+
+METRICS: dict[str, MetricFn] = {
+    "recall": recall,
+    "ndcg": ndcg,
+    "mrr": mrr,
+    "hit": hit,
+    "precision": precision,
+}
+
+
+def per_user_metrics(
+    hits: np.ndarray, n_relevant: np.ndarray, ks: Iterable[int], names: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """Per-user values of every ``name@k``, for users with at least one relevant item only."""
+    has_truth = n_relevant > 0
+    hits, n_relevant = hits[has_truth], n_relevant[has_truth]
+    return {f"{name}@{k}": METRICS[name](hits, n_relevant, k) for name in names for k in ks}

@@ -1,0 +1,89 @@
+"""Full ranking: score every item for every user, exclude what must not be recommended, cut at K."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import scipy.sparse as sp
+
+from recause.evaluation.metrics import per_user_metrics
+
+ScoreFn = Callable[[sp.csr_matrix], np.ndarray]
+
+
+def tie_priority(n_items: int, seed: int) -> np.ndarray:
+    """A fixed random rank per item that breaks score ties the same way for every model."""
+    return np.random.default_rng(seed).permutation(n_items)
+
+
+def top_k(
+    scores: np.ndarray,
+    k: int,
+    excluded: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    priority: np.ndarray | None = None,
+) -> np.ndarray:
+    """Indices of the k best-scored allowed items per row, best first; -1 pads missing slots.
+
+    ``excluded`` (n_users, n_items) bool marks items a user must not get (e.g. already seen);
+    ``candidates`` (n_items,) bool restricts ranking to a subset (e.g. cold items). Equal scores
+    are ordered by ``priority`` (lower first; item index when None).
+    """
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    n_users, n_items = scores.shape
+    masked = scores.astype(np.float64, copy=True)
+    if excluded is not None:
+        masked[excluded] = -np.inf
+    if candidates is not None:
+        masked[:, ~candidates] = -np.inf
+    order = np.arange(n_items) if priority is None else np.argsort(priority, kind="stable")
+    permuted = masked[:, order]
+    k = min(k, n_items)
+    best = np.argsort(-permuted, axis=1, kind="stable")[:, :k]
+    items = order[best]
+    items[np.take_along_axis(permuted, best, axis=1) == -np.inf] = -1
+    return items
+
+
+def relevance(top_items: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """Boolean hits (n_users, K): whether each ranked item is in the user's truth row."""
+    rows = np.repeat(np.arange(top_items.shape[0]), top_items.shape[1])
+    cols = np.clip(top_items.ravel(), 0, None)
+    found = np.asarray(truth[rows, cols]).ravel() > 0
+    return (found & (top_items.ravel() >= 0)).reshape(top_items.shape)
+
+
+def evaluate_ranking(
+    score: ScoreFn,
+    history: sp.csr_matrix,
+    excluded: sp.csr_matrix,
+    truth: sp.csr_matrix,
+    ks: Iterable[int],
+    metrics: Iterable[str],
+    candidates: np.ndarray | None = None,
+    priority: np.ndarray | None = None,
+    batch_users: int = 2048,
+    progress: Callable[[Iterable[int]], Iterable[int]] = lambda it: it,
+) -> dict[str, float]:
+    """Mean of every ``metric@k`` over users with at least one truth item, in user batches.
+
+    ``history`` is what the model sees (train); ``excluded`` what may not be ranked (train, plus
+    valid when testing); ``truth`` the held-out items. All three are aligned users x items.
+    """
+    ks, metrics = sorted(set(ks)), list(metrics)
+    n_relevant_all = np.asarray(truth.sum(axis=1)).ravel()
+    if candidates is not None:
+        n_relevant_all = np.asarray(truth[:, candidates].sum(axis=1)).ravel()
+    users = np.flatnonzero(n_relevant_all > 0)
+    sums: dict[str, float] = {}
+    for start in progress(range(0, len(users), batch_users)):
+        batch = users[start : start + batch_users]
+        scores = score(history[batch])
+        top = top_k(scores, max(ks), excluded[batch].toarray() > 0, candidates, priority)
+        values = per_user_metrics(relevance(top, truth[batch]), n_relevant_all[batch], ks, metrics)
+        for name, per_user in values.items():
+            sums[name] = sums.get(name, 0.0) + float(per_user.sum())
+    n_users = max(len(users), 1)
+    return {name: sums.get(name, 0.0) / n_users for name in (f"{m}@{k}" for m in metrics for k in ks)}

@@ -1,0 +1,40 @@
+"""Present ranking metrics: flat rows (for tables and Prefect artifacts) and bar charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+RankingMetrics = dict[str, dict[str, dict[str, float]]]  # split -> model -> "metric@k" -> value
+
+
+def metric_rows(ranking: RankingMetrics) -> list[dict[str, Any]]:
+    """One row per (split, model) with every metric as a column, values rounded for display."""
+    return [
+        {"split": split, "model": model, **{name: round(value, 4) for name, value in values.items()}}
+        for split, models in ranking.items()
+        for model, values in models.items()
+    ]
+
+
+def ranking_figure(models: dict[str, dict[str, float]], title: str) -> Any:
+    """Grouped bars: one group per metric@k, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(next(iter(models.values())).keys()) if models else []
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names) + 2), 4.2), dpi=110)
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(names))
+    for i, (model, values) in enumerate(models.items()):
+        bars = ax.bar(x + i * width - 0.4 + width / 2, [values[n] for n in names], width, label=model)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("value (mean over users)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

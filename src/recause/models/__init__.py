@@ -1,0 +1,1 @@
+"""Recommender models, grouped by family (baselines here; language and joint models join later)."""

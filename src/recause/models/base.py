@@ -1,0 +1,45 @@
+"""What every recommender exposes: fit on a user-item matrix, score histories, round-trip state.
+
+State is plain named arrays plus a JSON-able config, so models are saved as safetensors + JSON
+and never pickled.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Recommender(ABC):
+    """A model that scores every item for each user from that user's interaction history."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, train: sp.csr_matrix) -> Self:
+        """Learn from the binary users x items train matrix."""
+
+    @abstractmethod
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        """Dense (n_users, n_items) scores for the users whose histories are the rows given."""
+
+    @abstractmethod
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The learned state as named arrays."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Hyper-parameters needed to rebuild the model around its arrays."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        """Rebuild a fitted model from ``config()`` and ``arrays()``."""
+
+
+def require_fitted(value: object, model: str) -> None:
+    if value is None:
+        raise RuntimeError(f"{model} is not fitted: call fit() first")

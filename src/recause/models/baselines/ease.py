@@ -1,0 +1,54 @@
+"""EASE (Steck, WWW 2019): a closed-form item-item linear autoencoder with a zero diagonal.
+
+B = argmin ||X - XB||^2 + reg ||B||^2  s.t. diag(B) = 0, solved as
+P = (X^T X + reg I)^-1,  B_ij = -P_ij / P_jj,  B_jj = 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from recause.config import EASEParams
+from recause.models.base import Recommender, require_fitted
+
+
+def ease_weights(train: sp.csr_matrix, reg_weight: float) -> np.ndarray:
+    """The dense (n_items, n_items) EASE weight matrix, solved in float64."""
+    gram = np.asarray((train.T @ train).todense(), dtype=np.float64)
+    gram[np.diag_indices_from(gram)] += reg_weight
+    precision = np.linalg.inv(gram)
+    weights = precision / (-np.diag(precision))
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights.astype(np.float32)
+
+
+class EASE(Recommender):
+    name = "ease"
+
+    def __init__(self, params: EASEParams | None = None) -> None:
+        self.params = params or EASEParams()
+        self.weights: np.ndarray | None = None
+
+    def fit(self, train: sp.csr_matrix) -> Self:
+        self.weights = ease_weights(train, self.params.reg_weight)
+        return self
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        require_fitted(self.weights, self.name)
+        return np.asarray(history @ self.weights, dtype=np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        require_fitted(self.weights, self.name)
+        return {"weights": self.weights}
+
+    def config(self) -> dict[str, Any]:
+        return self.params.model_dump()
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        model = cls(EASEParams(**config))
+        model.weights = arrays["weights"]
+        return model

@@ -1,0 +1,1 @@
+"""Data validation: expectation suites built from typed rules, run with Great Expectations."""

@@ -1,0 +1,36 @@
+"""Stage `train_baselines`: fit Pop, ItemKNN and EASE on the train part only."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from recause.data.matrix import IdIndex, interaction_matrix
+from recause.models.baselines import EASE, ItemKNN, Pop
+from tasks._io import atomic_path, load_params, read_parquet, run_stage, save_model
+
+TRAIN = Path("data/processed/train.parquet")
+ITEMS = Path("data/interim/items.parquet")
+MODELS_DIR = Path("models/baselines")
+
+
+def main() -> None:
+    params = load_params().models
+    train = read_parquet(TRAIN, "train part")
+    # Every catalogue item gets an index, so cold items can be ranked (and are scored 0 here).
+    items = IdIndex.from_values(read_parquet(ITEMS, "items table")["item_id"])
+    users = IdIndex.from_values(train["user_id"])
+    matrix = interaction_matrix(train, users, items)
+    models = [Pop(), ItemKNN(params.itemknn), EASE(params.ease)]
+    with atomic_path(MODELS_DIR) as tmp:
+        tmp.mkdir(parents=True)
+        for model in models:
+            started = time.perf_counter()
+            model.fit(matrix)
+            seconds = time.perf_counter() - started
+            save_model(tmp, model, {"item_ids": items.ids.tolist(), "train_interactions": int(matrix.nnz)})
+            print(f"train_baselines: {model.name} fitted in {seconds:.2f}s")
+
+
+if __name__ == "__main__":
+    run_stage(main)
