@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.states import Failed, State
 
 from flows.workspace import StageFailed, repro_stage, workspace_lock
 from recause.evaluation.report import metric_rows
@@ -25,10 +26,17 @@ def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect
 
 
 @task(name="dvc-stage")
-def run_dvc_stage(root: str, stage: str, force: bool) -> str:
-    """`dvc repro --single-item STAGE`; returns 'ran' or 'skipped'."""
+def run_dvc_stage(root: str, stage: str, force: bool) -> str | State:
+    """`dvc repro --single-item STAGE`; returns 'ran' or 'skipped'.
+
+    A failing stage becomes a Failed state carrying its one-line reason (no traceback: the stage
+    already said what is wrong); `retry_if_transient` reads it to decide whether to retry.
+    """
     logger = get_run_logger()
-    return "ran" if repro_stage(Path(root), stage, force, logger.info) else "skipped"
+    try:
+        return "ran" if repro_stage(Path(root), stage, force, logger.info) else "skipped"
+    except StageFailed as error:
+        return Failed(message=str(error), data=error)
 
 
 @task(name="publish-ranking-metrics")
@@ -43,7 +51,9 @@ def publish_ranking_metrics(root: str) -> None:
 
 
 @flow(name="recause-pipeline")
-def pipeline(workspace: str = ".", force: list[str] | None = None, stages: list[str] | None = None) -> dict[str, str]:
+def pipeline(
+    workspace: str = ".", force: list[str] | None = None, stages: list[str] | None = None
+) -> dict[str, str] | State:
     """Run the stages of dvc.yaml (all, or `stages` and what they need); `force` re-runs stages."""
     logger = get_run_logger()
     root = Path(workspace).resolve()
@@ -62,7 +72,11 @@ def pipeline(workspace: str = ".", force: list[str] | None = None, stages: list[
                 retry_delay_seconds=policy.retry_delay_s,
                 retry_condition_fn=retry_if_transient,
             )
-            outcomes[stage] = stage_task(str(root), stage, stage in forced)
+            state = stage_task(str(root), stage, stage in forced, return_state=True)
+            if state.is_failed():
+                logger.error(state.message)
+                return Failed(message=state.message, data=state.data)
+            outcomes[stage] = state.result()
         if "evaluate" in outcomes and (root / RANKING_METRICS).exists():
             publish_ranking_metrics(str(root))
         ran = [s for s, outcome in outcomes.items() if outcome == "ran"]

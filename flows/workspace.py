@@ -88,6 +88,17 @@ def repro_stage(root: Path, stage: str, force: bool, log: Callable[[str], None])
             stage_code = int(found.group(1)) if found else stage_code
     returncode = process.wait()
     if returncode != 0:
+        restore_last_good_outputs(root, stage, log)
         reason = (ours or dvcs or ["no output"])[0]
         raise StageFailed(stage, stage_code if stage_code is not None else returncode, reason)
     return not skipped
+
+
+def restore_last_good_outputs(root: Path, stage: str, log: Callable[[str], None]) -> None:
+    """DVC deletes a stage's outputs before running it; put back the last good ones from its cache."""
+    command = [str(Path(sys.executable).parent / "dvc"), "checkout", "--quiet", stage]
+    done = subprocess.run(command, cwd=root, env=_tool_env(), capture_output=True, text=True)
+    if done.returncode == 0:
+        log(f"restored the last good outputs of '{stage}' from the DVC cache")
+    else:
+        log(f"could not restore the outputs of '{stage}': {done.stderr.strip().splitlines()[-1:]}")

@@ -108,12 +108,15 @@ def run(
     from flows.pipeline import pipeline
     from flows.workspace import StageFailed
 
-    try:
-        outcomes = pipeline(workspace=str(root), force=list(force), stages=list(stage) or None)
-    except RecauseError as error:
-        raise fail(error, 2) from None
-    except StageFailed as error:
-        raise fail(error, 2 if not error.transient else 1) from None
+    state = pipeline(workspace=str(root), force=list(force), stages=list(stage) or None, return_state=True)
+    if not state.is_completed():
+        error = state.result(raise_on_failure=False)
+        if isinstance(error, StageFailed):
+            raise fail(error, 1 if error.transient else 2)
+        if isinstance(error, RecauseError):
+            raise fail(error, 2)
+        raise fail(RuntimeError(state.message or "the pipeline did not complete"), 1)
+    outcomes = state.result()
     ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
     typer.echo(f"stages run: {', '.join(ran) or 'none'}; up to date: {len(outcomes) - len(ran)}")
     if (root / "metrics/ranking.json").exists():

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real MovieLens-100K files, read out of the recbole wheel once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from recause.config import WheelSource
+from recause.data.movielens import movielens_tables, parse_atomic
+from recause.data.schemas import Tables
+from tasks.ingest import extract_wheel_files, locate_wheel
+
+ROOT = Path(__file__).resolve().parents[1]
+WHEEL_CACHE = ROOT / "data" / "external" / "wheels"
+
+for key, value in {
+    "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "False",
+    "HF_HUB_OFFLINE": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}.items():
+    os.environ.setdefault(key, value)
+
+
+@pytest.fixture(scope="session")
+def ml100k_wheel() -> Path:
+    return locate_wheel(WheelSource(cache_dir=str(WHEEL_CACHE)))
+
+
+@pytest.fixture(scope="session")
+def ml100k_files(ml100k_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    target = tmp_path_factory.mktemp("raw") / "ml-100k"
+    return extract_wheel_files(ml100k_wheel, WheelSource().path, target)
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_files: dict[str, Path]) -> Tables:
+    parsed = {t: parse_atomic(p.read_text(encoding="utf-8"), p.name) for t, p in ml100k_files.items()}
+    return movielens_tables(parsed["interactions"], parsed["items"], parsed["users"])

@@ -1,0 +1,91 @@
+"""Split invariants on the real MovieLens-100K interactions, for every protocol."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recause.config import SplitParams
+from recause.data.movielens import parse_atomic
+from recause.data.schemas import Tables
+from recause.data.split import split_counts, split_interactions, to_recbole_atomic
+
+KEY = ["user_id", "item_id", "timestamp"]
+
+
+def _rows(frame: pd.DataFrame) -> set[tuple]:
+    return set(frame[KEY].itertuples(index=False, name=None))
+
+
+@pytest.fixture(scope="module")
+def interactions(ml100k: Tables) -> pd.DataFrame:
+    return ml100k.interactions
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [(20, [16, 2, 2]), (10, [8, 1, 1]), (5, [3, 1, 1]), (2, [1, 0, 1]), (1, [1, 0, 0])],
+)
+def test_split_counts_follow_recboles_rule(total: int, expected: list[int]) -> None:
+    # RecBole: later parts get int(ratio*n), a sub-one share still gets a row while train keeps > 1
+    assert split_counts(total, (0.8, 0.1, 0.1)) == expected
+
+
+@pytest.mark.parametrize("protocol", ["random", "temporal", "cold_item"])
+def test_parts_partition_the_interactions_without_leakage(interactions: pd.DataFrame, protocol: str) -> None:
+    parts = split_interactions(interactions, SplitParams(protocol=protocol))
+    assert sum(len(p) for p in parts.values()) == len(interactions)
+    names = list(parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not _rows(parts[a]) & _rows(parts[b]), f"{a} and {b} share events"
+    assert set().union(*(_rows(p) for p in parts.values())) == _rows(interactions)
+
+
+def test_random_split_is_per_user_and_matches_ratios(interactions: pd.DataFrame) -> None:
+    parts = split_interactions(interactions, SplitParams())
+    sizes = {name: part.groupby("user_id").size() for name, part in parts.items()}
+    totals = interactions.groupby("user_id").size()
+    for user in totals.index[:200]:
+        expected = split_counts(int(totals[user]), (0.8, 0.1, 0.1))
+        assert [int(sizes[p].get(user, 0)) for p in ("train", "valid", "test")] == expected
+    shares = np.array([len(parts[p]) for p in ("train", "valid", "test")]) / len(interactions)
+    np.testing.assert_allclose(shares, [0.8, 0.1, 0.1], atol=0.01)
+
+
+def test_splits_are_deterministic_in_the_seed(interactions: pd.DataFrame) -> None:
+    first = split_interactions(interactions, SplitParams(seed=11))
+    second = split_interactions(interactions, SplitParams(seed=11))
+    other = split_interactions(interactions, SplitParams(seed=12))
+    assert all(first[p].equals(second[p]) for p in first)
+    assert not first["test"].equals(other["test"])
+
+
+def test_temporal_split_never_trains_on_the_future(interactions: pd.DataFrame) -> None:
+    parts = split_interactions(interactions, SplitParams(protocol="temporal"))
+    assert [len(parts[p]) for p in ("train", "valid", "test")] == [80_000, 10_000, 10_000]
+    assert parts["train"]["timestamp"].max() <= parts["valid"]["timestamp"].min()
+    assert parts["valid"]["timestamp"].max() <= parts["test"]["timestamp"].min()
+
+
+def test_cold_items_never_reach_train_or_valid(interactions: pd.DataFrame) -> None:
+    parts = split_interactions(interactions, SplitParams(protocol="cold_item", cold_item_fraction=0.2))
+    cold = set(parts["cold"]["item_id"])
+    n_items = interactions["item_id"].nunique()
+    assert len(cold) == round(0.2 * n_items)
+    for name in ("train", "valid", "test"):
+        assert cold.isdisjoint(parts[name]["item_id"]), f"cold item in {name}"
+    assert len(parts["cold"]) == interactions["item_id"].isin(cold).sum()
+
+
+def test_recbole_atomic_export_round_trips(interactions: pd.DataFrame) -> None:
+    test = split_interactions(interactions, SplitParams())["test"]
+    text = to_recbole_atomic(test)
+    assert text.splitlines()[0] == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
+    parsed = parse_atomic(text, "x.test.inter")
+    assert len(parsed) == len(test)
+    assert parsed["user_id"].tolist() == test["user_id"].tolist()
+    assert pd.read_csv(io.StringIO(text), sep="\t")["rating:float"].sum() == pytest.approx(test["rating"].sum())
