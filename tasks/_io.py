@@ -87,7 +87,9 @@ def save_model(directory: Path, model: Recommender, metadata: dict[str, Any]) ->
     (directory / f"{model.name}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def load_model(directory: Path, name: str, registry: dict[str, type[Recommender]]) -> tuple[Recommender, dict[str, Any]]:
+def load_model(
+    directory: Path, name: str, registry: dict[str, type[Recommender]]
+) -> tuple[Recommender, dict[str, Any]]:
     from safetensors.numpy import load_file
 
     meta_path = require_file(directory / f"{name}.json", f"model '{name}' metadata")

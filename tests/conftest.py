@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from recause.config import WheelSource
-from recause.data.movielens import movielens_tables, parse_atomic
 from recause.data.schemas import Tables
-from tasks.ingest import extract_wheel_files, locate_wheel
+from tasks.ingest import load_movielens, locate_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL_CACHE = ROOT / "data" / "external" / "wheels"
@@ -31,12 +30,5 @@ def ml100k_wheel() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ml100k_files(ml100k_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    target = tmp_path_factory.mktemp("raw") / "ml-100k"
-    return extract_wheel_files(ml100k_wheel, WheelSource().path, target)
-
-
-@pytest.fixture(scope="session")
-def ml100k(ml100k_files: dict[str, Path]) -> Tables:
-    parsed = {t: parse_atomic(p.read_text(encoding="utf-8"), p.name) for t, p in ml100k_files.items()}
-    return movielens_tables(parsed["interactions"], parsed["items"], parsed["users"])
+def ml100k(ml100k_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Tables:
+    return load_movielens(WheelSource(cache_dir=str(ml100k_wheel.parent)), tmp_path_factory.mktemp("raw") / "ml-100k")

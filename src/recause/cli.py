@@ -81,10 +81,24 @@ def print_ranking(path: Path) -> None:
 
 @app.command()
 def run(
-    force: Annotated[list[str], typer.Option("--force", "-f", help="Re-run this stage even if up to date (repeatable).")] = [],  # noqa: B006
-    stage: Annotated[list[str], typer.Option("--stage", help="Run only this stage and what it needs (repeatable).")] = [],  # noqa: B006
-    set_: Annotated[list[str], typer.Option("--set", "-s", help="Override a param, e.g. split.protocol=temporal; written to params.yaml so DVC tracks it.")] = [],  # noqa: B006
-    profile: Annotated[Path | None, typer.Option(help="YAML file of param overrides merged into params.yaml (e.g. a small test profile).")] = None,
+    force: Annotated[
+        list[str], typer.Option("--force", "-f", help="Re-run this stage even if up to date (repeatable).")
+    ] = [],  # noqa: B006
+    stage: Annotated[
+        list[str], typer.Option("--stage", help="Run only this stage and what it needs (repeatable).")
+    ] = [],  # noqa: B006
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            "-s",
+            help="Override a param, e.g. split.protocol=temporal; written to params.yaml so DVC tracks it.",
+        ),
+    ] = [],  # noqa: B006
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="YAML file of param overrides merged into params.yaml (e.g. a small test profile)."),
+    ] = None,
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Run the pipeline (every dvc.yaml stage as a Prefect task) and print the metrics table."""

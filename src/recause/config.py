@@ -37,9 +37,7 @@ class TableFile(StrictModel):
 
     path: str
     sep: str | None = Field(default=None, description="CSV delimiter; None sniffs it.")
-    columns: dict[str, str] = Field(
-        default_factory=dict, description="recause column name -> column name in the file."
-    )
+    columns: dict[str, str] = Field(default_factory=dict, description="recause column name -> column name in the file.")
 
 
 class UserFiles(StrictModel):

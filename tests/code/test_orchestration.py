@@ -42,7 +42,12 @@ def test_graph_rules_for_directories_cycles_and_foreach() -> None:
     stages = parse_stages(
         {
             "stages": {
-                "b": {"cmd": "x", "deps": ["data/a/file.parquet"], "outs": [{"models/b": {"persist": True}}], "meta": {"tags": ["gpu"]}},
+                "b": {
+                    "cmd": "x",
+                    "deps": ["data/a/file.parquet"],
+                    "outs": [{"models/b": {"persist": True}}],
+                    "meta": {"tags": ["gpu"]},
+                },
                 "a": {"cmd": "x", "outs": ["data/a"]},
                 "c": {"cmd": "x", "deps": ["models"], "metrics": [{"m.json": {"cache": False}}]},
             }
@@ -51,7 +56,9 @@ def test_graph_rules_for_directories_cycles_and_foreach() -> None:
     graph = stage_graph(stages)
     assert set(graph.edges) == {("a", "b"), ("b", "c")}
     assert execution_order(graph) == ["a", "b", "c"] and stages["b"].tags == ("gpu",)
-    cyclic = parse_stages({"stages": {"a": {"cmd": "x", "deps": ["y"], "outs": ["x"]}, "b": {"cmd": "x", "deps": ["x"], "outs": ["y"]}}})
+    cyclic = parse_stages(
+        {"stages": {"a": {"cmd": "x", "deps": ["y"], "outs": ["x"]}, "b": {"cmd": "x", "deps": ["x"], "outs": ["y"]}}}
+    )
     with pytest.raises(ParamsError, match="cycle"):
         stage_graph(cyclic)
     with pytest.raises(ParamsError, match="foreach/matrix"):
@@ -73,12 +80,19 @@ def test_only_user_errors_are_permanent() -> None:
 
 def test_a_second_holder_of_the_workspace_lock_waits_and_says_so(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import sys, time; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
-            "from flows.workspace import workspace_lock\n"
-            "with workspace_lock(Path(sys.argv[2]), print):\n print('held', flush=True); time.sleep(2)"
-        ), str(ROOT), str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
+                "from flows.workspace import workspace_lock\n"
+                "with workspace_lock(Path(sys.argv[2]), print):\n print('held', flush=True); time.sleep(2)"
+            ),
+            str(ROOT),
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     messages: list[str] = []

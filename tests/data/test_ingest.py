@@ -65,7 +65,9 @@ def test_user_files_with_their_own_column_names(ml100k: Tables, tmp_path: Path) 
     movies["genres"] = ml100k.items["genres"].map("|".join)
     movies.to_parquet(tmp_path / "movies.parquet")
     files = UserFiles(
-        interactions=TableFile(path=str(tmp_path / "ratings.csv"), columns={"user_id": "uid", "item_id": "movie", "rating": "stars"}),
+        interactions=TableFile(
+            path=str(tmp_path / "ratings.csv"), columns={"user_id": "uid", "item_id": "movie", "rating": "stars"}
+        ),
         items=TableFile(path=str(tmp_path / "movies.parquet"), columns={"item_id": "movie"}),
     )
     tables = user_tables(files)

@@ -65,7 +65,7 @@ def test_flow_runs_every_stage_and_writes_every_output(workspace: tuple[Path, di
     ranking = json.loads((root / "metrics/ranking.json").read_text())
     assert set(ranking) == {"valid", "test"}
     expected_keys = {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hit", "precision") for k in (10, 20)}
-    for split, models in ranking.items():
+    for models in ranking.values():
         assert set(models) == {"pop", "itemknn", "ease"}
         for values in models.values():
             assert set(values) == expected_keys
@@ -100,9 +100,12 @@ def test_a_failing_stage_stops_the_flow_with_one_line_and_keeps_the_last_good_ou
     missing = root / "nowhere" / "ratings.csv"
     done = _run(
         [
-            str(BIN / "recause"), "run",
-            "--set", "data.source=files",
-            "--set", f"data.files={{interactions: {{path: {missing}}}, items: {{path: {missing}}}}}",
+            str(BIN / "recause"),
+            "run",
+            "--set",
+            "data.source=files",
+            "--set",
+            f"data.files={{interactions: {{path: {missing}}}, items: {{path: {missing}}}}}",
         ],
         root,
         env,
@@ -124,10 +127,15 @@ def test_a_failing_stage_stops_the_flow_with_one_line_and_keeps_the_last_good_ou
     ("override", "message"),
     [
         ("split.protocl=random", "unknown key 'split.protocl'"),
-        ("split.protocol=leave_one_out", "split.protocol: Input should be 'random', 'temporal' or 'cold_item' (got 'leave_one_out')"),
+        (
+            "split.protocol=leave_one_out",
+            "split.protocol: Input should be 'random', 'temporal' or 'cold_item' (got 'leave_one_out')",
+        ),
     ],
 )
-def test_bad_params_fail_before_anything_runs(workspace: tuple[Path, dict[str, str]], override: str, message: str) -> None:
+def test_bad_params_fail_before_anything_runs(
+    workspace: tuple[Path, dict[str, str]], override: str, message: str
+) -> None:
     root, env = workspace
     before = (root / "params.yaml").read_text()
     done = _run([str(BIN / "recause"), "run", "--set", override], root, env)

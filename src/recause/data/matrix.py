@@ -32,16 +32,12 @@ class IdIndex:
         return np.where(hit, pos, -1)
 
 
-def interaction_matrix(
-    interactions: pd.DataFrame, users: IdIndex, items: IdIndex
-) -> sp.csr_matrix:
+def interaction_matrix(interactions: pd.DataFrame, users: IdIndex, items: IdIndex) -> sp.csr_matrix:
     """Binary users x items matrix of who interacted with what (unknown ids are dropped)."""
     rows = users.positions(interactions["user_id"].to_numpy())
     cols = items.positions(interactions["item_id"].to_numpy())
     keep = (rows >= 0) & (cols >= 0)
     data = np.ones(int(keep.sum()), dtype=np.float32)
-    matrix = sp.csr_matrix(
-        (data, (rows[keep], cols[keep])), shape=(len(users), len(items)), dtype=np.float32
-    )
+    matrix = sp.csr_matrix((data, (rows[keep], cols[keep])), shape=(len(users), len(items)), dtype=np.float32)
     matrix.data[:] = 1.0  # repeated (user, item) events count once
     return matrix

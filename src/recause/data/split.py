@@ -68,9 +68,7 @@ def _temporal(interactions: pd.DataFrame, ratios: Ratios) -> np.ndarray:
         )
     )
     labels = np.empty(len(interactions), dtype=np.int8)
-    labels[order] = _label_by_position(
-        np.arange(len(order)), np.full(len(order), len(order)), ratios
-    )
+    labels[order] = _label_by_position(np.arange(len(order)), np.full(len(order), len(order)), ratios)
     return labels
 
 
@@ -104,7 +102,5 @@ def split_interactions(interactions: pd.DataFrame, params: SplitParams) -> dict[
 def to_recbole_atomic(part: pd.DataFrame) -> str:
     """Render a split part as a RecBole ``.inter`` atomic file, for running peers on it."""
     header = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-    body = part.loc[:, ["user_id", "item_id", "rating", "timestamp"]].to_csv(
-        sep="\t", header=False, index=False
-    )
+    body = part.loc[:, ["user_id", "item_id", "rating", "timestamp"]].to_csv(sep="\t", header=False, index=False)
     return header + body

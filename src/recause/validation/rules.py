@@ -43,8 +43,12 @@ def table_rules(tables: Tables, params: ValidateParams) -> dict[str, list[Rule]]
                 {"column_list": ["user_id", "item_id", "timestamp"]},
                 "no duplicate (user, item, timestamp) events",
             ),
-            Rule("ExpectColumnValuesToBeInSet", {"column": "user_id", "value_set": known_users}, "user exists in users"),
-            Rule("ExpectColumnValuesToBeInSet", {"column": "item_id", "value_set": known_items}, "item exists in items"),
+            Rule(
+                "ExpectColumnValuesToBeInSet", {"column": "user_id", "value_set": known_users}, "user exists in users"
+            ),
+            Rule(
+                "ExpectColumnValuesToBeInSet", {"column": "item_id", "value_set": known_items}, "item exists in items"
+            ),
         ],
         "items": [
             Rule("ExpectColumnValuesToNotBeNull", {"column": "item_id"}, "item id present"),

@@ -36,7 +36,6 @@ def _failure_message(table: str, rule: Rule, result: dict[str, Any]) -> str:
 def validate_table(table: str, frame: pd.DataFrame, rules: list[Rule]) -> TableReport:
     """Validate one table against its rules in an in-memory GX context."""
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
