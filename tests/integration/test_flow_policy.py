@@ -1,0 +1,131 @@
+"""The real pipeline flow under Prefect, with the DVC call replaced by scripted outcomes.
+
+Proves the retry policy comes from params.yaml per stage tag, that transient failures are retried
+and user errors are not, that a failure stops everything after it, and that the metrics artifact
+is published under its key. Runs in a subprocess so Prefect gets its own PREFECT_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+DVC_YAML = """
+stages:
+  train:
+    cmd: "true"
+    outs: [model]
+    meta: {tags: [gpu]}
+  report:
+    cmd: "true"
+    deps: [model]
+    outs: [report]
+  evaluate:
+    cmd: "true"
+    deps: [report]
+    metrics: [{metrics/ranking.json: {cache: false}}]
+"""
+
+PARAMS_YAML = """
+orchestration:
+  retries:
+    default: {retries: 0, retry_delay_s: 0}
+    gpu: {retries: 2, retry_delay_s: 0}
+"""
+
+DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import flows.pipeline as pipeline_module
+    from flows.workspace import StageFailed
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    workspace = sys.argv[2]
+    scenarios = json.loads(sys.argv[3])
+    report = {}
+    for name, plan in scenarios.items():
+        calls = {}
+
+        def scripted(root, stage, force, log, plan=plan, calls=calls):
+            calls[stage] = calls.get(stage, 0) + 1
+            outcomes = plan.get(stage, ["ok"])
+            outcome = outcomes[min(calls[stage], len(outcomes)) - 1]
+            if outcome == "transient":
+                raise StageFailed(stage, 1, "CUDA out of memory (injected)")
+            if outcome == "permanent":
+                raise StageFailed(stage, 2, "bad config (injected)")
+            return True
+
+        pipeline_module.repro_stage = scripted
+        state = pipeline_module.pipeline(workspace=workspace, return_state=True)
+        report[name] = {"state": state.type.value, "message": state.message, "calls": calls}
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ranking-metrics"]))
+        )
+    report["artifacts"] = [{"type": a.type, "data": a.data} for a in artifacts]
+    print("REPORT " + json.dumps(report))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    workspace = tmp_path_factory.mktemp("flow")
+    (workspace / "dvc.yaml").write_text(DVC_YAML)
+    (workspace / "params.yaml").write_text(PARAMS_YAML)
+    (workspace / "metrics").mkdir()
+    (workspace / "metrics/ranking.json").write_text(json.dumps({"test": {"ease": {"ndcg@10": 0.33}}}))
+    scenarios = {
+        "gpu_transient_then_ok": {"train": ["transient", "transient", "ok"]},
+        "gpu_permanent": {"train": ["permanent"]},
+        "untagged_transient": {"report": ["transient"]},
+    }
+    env = {**os.environ, "PREFECT_HOME": str(workspace / ".prefect")}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(ROOT), str(workspace), json.dumps(scenarios)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+    assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(lines[-1].removeprefix("REPORT "))
+
+
+def test_transient_failures_of_a_gpu_stage_are_retried_per_its_policy(report: dict) -> None:
+    run = report["gpu_transient_then_ok"]
+    assert run["state"] == "COMPLETED"
+    assert run["calls"] == {"train": 3, "report": 1, "evaluate": 1}
+
+
+def test_user_errors_are_not_retried_and_stop_the_flow(report: dict) -> None:
+    run = report["gpu_permanent"]
+    assert run["state"] == "FAILED" and run["calls"] == {"train": 1}
+    assert run["message"] == "stage 'train' failed (exit 2): bad config (injected)"
+
+
+def test_untagged_stages_use_the_default_policy(report: dict) -> None:
+    run = report["untagged_transient"]
+    assert run["state"] == "FAILED" and run["calls"] == {"train": 1, "report": 1}
+
+
+def test_metrics_are_published_as_a_keyed_table_artifact(report: dict) -> None:
+    # only the completed run reached `evaluate`
+    assert len(report["artifacts"]) == 1 and report["artifacts"][0]["type"] == "table"
+    rows = json.loads(report["artifacts"][0]["data"])
+    assert rows == [{"split": "test", "model": "ease", "ndcg@10": 0.33}]
