@@ -86,3 +86,19 @@ def test_evaluate_ranking_end_to_end_in_batches() -> None:
     assert result["recall@2"] == pytest.approx((1.0 + 0.5) / 2)
     assert result["ndcg@2"] == pytest.approx((1.0 + 1 / (1 + 1 / math.log2(3))) / 2)
     assert result["precision@2"] == pytest.approx(0.5)
+
+
+def test_means_are_bit_identical_whatever_order_users_come_in() -> None:
+    """Pseudonyms reorder users; the published metrics must not move in the last digit."""
+    rng = np.random.default_rng(3)
+    history = sp.csr_matrix((rng.random((300, 50)) < 0.2).astype(np.float32))
+    truth = sp.csr_matrix(((rng.random((300, 50)) < 0.1) & (history.toarray() == 0)).astype(np.float32))
+    weights = rng.random((50, 50)).astype(np.float32)
+
+    def score(rows: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(rows @ weights)
+
+    order = rng.permutation(300)
+    first = evaluate_ranking(score, history, history, truth, [5, 10], ALL, batch_users=64)
+    permuted = evaluate_ranking(score, history[order], history[order], truth[order], [5, 10], ALL, batch_users=37)
+    assert first == permuted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -77,13 +78,16 @@ def evaluate_ranking(
     if candidates is not None:
         n_relevant_all = np.asarray(truth[:, candidates].sum(axis=1)).ravel()
     users = np.flatnonzero(n_relevant_all > 0)
-    sums: dict[str, float] = {}
+    per_user: dict[str, list[np.ndarray]] = {}
     for start in progress(range(0, len(users), batch_users)):
         batch = users[start : start + batch_users]
         scores = score(history[batch])
         top = top_k(scores, max(ks), excluded[batch].toarray() > 0, candidates, priority)
-        values = per_user_metrics(relevance(top, truth[batch]), n_relevant_all[batch], ks, metrics)
-        for name, per_user in values.items():
-            sums[name] = sums.get(name, 0.0) + float(per_user.sum())
+        for name, values in per_user_metrics(relevance(top, truth[batch]), n_relevant_all[batch], ks, metrics).items():
+            per_user.setdefault(name, []).append(values)
     n_users = max(len(users), 1)
-    return {name: sums.get(name, 0.0) / n_users for name in (f"{m}@{k}" for m in metrics for k in ks)}
+    # fsum is exactly rounded, so the mean does not depend on the order users were scored in
+    return {
+        name: math.fsum(np.concatenate(per_user[name]).tolist()) / n_users if name in per_user else 0.0
+        for name in (f"{m}@{k}" for m in metrics for k in ks)
+    }
