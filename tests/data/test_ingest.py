@@ -105,3 +105,24 @@ def test_ingest_stage_writes_pseudonymised_tables_and_keeps_raw_ids_in_raw(tmp_p
     assert done.returncode == 0, done.stderr
     again = pd.read_parquet(tmp_path / "data/interim/users.parquet")
     assert set(again["user_id"]).isdisjoint(users["user_id"]) and len(again) == 30
+
+
+def test_ingest_stage_on_user_files_versions_a_copy_of_them(ml100k: Tables, tmp_path: Path) -> None:
+    source = tmp_path / "mine"
+    source.mkdir()
+    ml100k.interactions.head(300).to_csv(source / "ratings.csv", index=False)
+    ml100k.items[["item_id", "title"]].to_csv(source / "movies.csv", index=False)
+    (tmp_path / "params.yaml").write_text(
+        "data:\n  source: files\n  files:\n"
+        f"    interactions: {{path: {source / 'ratings.csv'}}}\n"
+        f"    items: {{path: {source / 'movies.csv'}}}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RECAUSE_PSEUDONYM_KEY": "k" * 32}
+    done = subprocess.run([sys.executable, "-m", "tasks.ingest"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data/raw/files/interactions.csv").read_bytes() == (source / "ratings.csv").read_bytes()
+    assert (tmp_path / "data/raw/files/items.csv").read_bytes() == (source / "movies.csv").read_bytes()
+    interactions = pd.read_parquet(tmp_path / "data/interim/interactions.parquet")
+    assert len(interactions) == 300
+    assert set(interactions["user_id"]).isdisjoint(ml100k.interactions["user_id"])
