@@ -49,7 +49,7 @@ def recbole_style_counts(train: sp.csr_matrix, epochs: int, seed: int) -> np.nda
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as raw:
-        tables = load_movielens(WheelSource(cache_dir=str(ROOT / "data/external/wheels")), Path(raw) / "ml-100k")
+        tables, _ = load_movielens(WheelSource(cache_dir=str(ROOT / "data/external/wheels")), Path(raw) / "ml-100k")
     parts = split_interactions(tables.interactions, SplitParams())
     items = IdIndex.from_values(tables.items["item_id"])
     users = IdIndex.from_values(pd.concat([p["user_id"] for p in parts.values()]))

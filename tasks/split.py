@@ -7,7 +7,7 @@ from pathlib import Path
 from recause.data.split import split_interactions, to_recbole_atomic
 from tasks._io import atomic_path, load_params, read_parquet, run_stage
 
-INTERACTIONS = Path("data/interim/interactions.parquet")
+INTERACTIONS = Path("data/validated/interactions.parquet")
 PROCESSED_DIR = Path("data/processed")
 
 

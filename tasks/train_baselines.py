@@ -10,7 +10,7 @@ from recause.models.baselines import EASE, ItemKNN, Pop
 from tasks._io import atomic_path, load_params, read_parquet, run_stage, save_model
 
 TRAIN = Path("data/processed/train.parquet")
-ITEMS = Path("data/interim/items.parquet")
+ITEMS = Path("data/validated/items.parquet")
 MODELS_DIR = Path("models/baselines")
 
 

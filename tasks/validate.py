@@ -1,38 +1,106 @@
-"""Stage `validate`: the gate. Any broken rule stops the pipeline; nothing downstream runs."""
+"""Stage `validate`: the gate between ingested data and everything that learns from it.
+
+mode `fail` (default): any broken rule or drift breach exits non-zero; nothing downstream runs
+and the outputs of the last good run stay as they were. mode `quarantine`: rows that broke a rule
+go to data/quarantine/<table>.parquet with the rules they broke; the rest continue.
+Always writes reports/validation.md (published by the flow) and Great Expectations Data Docs.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
-from recause.data.schemas import Tables
+import pandas as pd
+
 from recause.errors import ValidationFailed
-from recause.validation.rules import table_rules
-from recause.validation.runner import validate_table
-from tasks._io import load_params, read_parquet, run_stage, write_json
+from recause.validation.drift import WATCHED, DriftReport, drift
+from recause.validation.gate import TableCheck, check_table
+from recause.validation.report import validation_markdown
+from recause.validation.runner import GreatExpectations
+from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json, write_text
 
 INTERIM_DIR = Path("data/interim")
-REPORT = Path("metrics/validation.json")
+VALIDATED_DIR = Path("data/validated")
+QUARANTINE_DIR = Path("data/quarantine")
+SNAPSHOT_DIR = Path("data/validation_snapshots")
+METRICS = Path("metrics/validation.json")
+REPORT = Path("reports/validation.md")
+DATA_DOCS = Path("reports/data_docs")
+TABLES = ("users", "items", "interactions", "bandit")  # referenced tables first
 
 
 def main() -> None:
-    params = load_params()
-    tables = Tables(
-        **{
-            name: read_parquet(INTERIM_DIR / f"{name}.parquet", f"{name} table")
-            for name in ("interactions", "items", "users")
-        }
+    REPORT.unlink(missing_ok=True)  # never let a stale report describe this run
+    params = load_params().validate_
+    now = int(time.time())
+    sources_file = INTERIM_DIR / "sources.json"
+    sources = json.loads(sources_file.read_text(encoding="utf-8")) if sources_file.exists() else {}
+    runner = GreatExpectations()
+    checks: dict[str, TableCheck] = {}
+    for table in TABLES:
+        path = INTERIM_DIR / f"{table}.parquet"
+        if table == "bandit" and not path.exists():
+            continue
+        references = None
+        if table == "interactions":
+            references = {
+                "user_id": checks["users"].accepted["user_id"].tolist(),
+                "item_id": checks["items"].accepted["item_id"].tolist(),
+            }
+        source = f"{path} (from {sources[table]})" if table in sources else str(path)
+        frame = read_parquet(path, f"{table} table")
+        checks[table] = check_table(table, frame, source, params, now, runner, references)
+
+    drifts: list[DriftReport] = []
+    if params.drift.enabled:
+        for table in WATCHED:
+            snapshot = SNAPSHOT_DIR / f"{table}.parquet"
+            if table in checks and snapshot.exists():
+                drifts.append(drift(table, checks[table].accepted, pd.read_parquet(snapshot), params.drift))
+
+    quarantine = params.mode == "quarantine"
+    blocking = [m for c in checks.values() for m in (c.table_level_failures if quarantine else c.failures)]
+    drift_breaches = [f"{d.table}: drift: {b}" for d in drifts for b in d.breaches]
+    if params.drift.on_breach == "fail":
+        blocking += drift_breaches
+    write_text(REPORT, validation_markdown(checks, drifts, params.mode, blocking))
+    try:
+        docs = runner.build_data_docs(str(DATA_DOCS.resolve()))
+        print(f"validate: Data Docs at {docs}")
+    except Exception as error:  # noqa: BLE001 - the report must not decide the gate
+        print(f"validate: Data Docs could not be built: {error}", file=sys.stderr)
+    for message in drift_breaches if params.drift.on_breach == "warn" else []:
+        print(f"warning: {message}", file=sys.stderr)
+
+    if blocking:
+        for message in blocking:
+            print(f"validation: {message}", file=sys.stderr)
+        more = f" (+{len(blocking) - 1} more, see {REPORT})" if len(blocking) > 1 else ""
+        raise ValidationFailed(f"{blocking[0]}{more}")
+
+    for directory, frames in ((VALIDATED_DIR, "accepted"), (QUARANTINE_DIR, "rejected")):
+        with atomic_path(directory) as tmp:
+            tmp.mkdir(parents=True)
+            for table, check in checks.items():
+                getattr(check, frames).to_parquet(tmp / f"{table}.parquet", index=False)
+    SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    for table, (keys, outcome) in WATCHED.items():
+        if table in checks:
+            with atomic_path(SNAPSHOT_DIR / f"{table}.parquet") as tmp:
+                checks[table].accepted.loc[:, [*keys, outcome]].to_parquet(tmp, index=False)
+    summary = {table: check.summary(quarantine) for table, check in checks.items()}
+    for report in drifts:
+        summary[report.table]["drift"] = report.measures
+    write_json(METRICS, summary)
+    print(
+        "validate: "
+        + ", ".join(
+            f"{t} {s['evaluated'] - s['quarantined']:,}/{s['evaluated']:,} rows accepted" for t, s in summary.items()
+        )
     )
-    rules = table_rules(tables, params.validate_)
-    reports = [validate_table(name, getattr(tables, name), table_rules_) for name, table_rules_ in rules.items()]
-    failures = [line for report in reports for line in report.failures]
-    for line in failures:
-        print(f"validation: {line}", file=sys.stderr)
-    if failures:
-        # The report of the last good run stays untouched: only a passing run writes it.
-        raise ValidationFailed(f"{len(failures)} rule(s) failed; first: {failures[0]}")
-    write_json(REPORT, {report.table: report.summary() for report in reports})
-    print("validate: " + ", ".join(f"{r.table} ok ({r.evaluated:,} rows)" for r in reports))
 
 
 if __name__ == "__main__":

@@ -31,4 +31,7 @@ def ml100k_wheel() -> Path:
 
 @pytest.fixture(scope="session")
 def ml100k(ml100k_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Tables:
-    return load_movielens(WheelSource(cache_dir=str(ml100k_wheel.parent)), tmp_path_factory.mktemp("raw") / "ml-100k")
+    tables, _ = load_movielens(
+        WheelSource(cache_dir=str(ml100k_wheel.parent)), tmp_path_factory.mktemp("raw") / "ml-100k"
+    )
+    return tables

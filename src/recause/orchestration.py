@@ -22,6 +22,7 @@ class Stage:
     deps: tuple[str, ...]
     outs: tuple[str, ...]
     tags: tuple[str, ...] = ()
+    report: str | None = None  # a Markdown file the stage writes, pass or fail, for people to read
 
 
 def _paths(entries: list[Any] | None) -> tuple[str, ...]:
@@ -39,8 +40,14 @@ def parse_stages(dvc_yaml: dict[str, Any]) -> dict[str, Stage]:
         if "foreach" in spec or "matrix" in spec:
             raise ParamsError(f"dvc.yaml: stage '{name}' uses foreach/matrix, which the flow does not expand")
         outs = _paths(spec.get("outs")) + _paths(spec.get("metrics")) + _paths(spec.get("plots"))
-        tags = tuple((spec.get("meta") or {}).get("tags") or ())
-        stages[name] = Stage(name=name, deps=_paths(spec.get("deps")), outs=outs, tags=tags)
+        meta = spec.get("meta") or {}
+        stages[name] = Stage(
+            name=name,
+            deps=_paths(spec.get("deps")),
+            outs=outs,
+            tags=tuple(meta.get("tags") or ()),
+            report=meta.get("report"),
+        )
     return stages
 
 
@@ -53,7 +60,7 @@ def stage_graph(stages: dict[str, Stage]) -> nx.DiGraph:
     """Directed graph upstream -> downstream; raises ParamsError on a cycle."""
     graph = nx.DiGraph()
     for position, stage in enumerate(stages.values()):
-        graph.add_node(stage.name, position=position, tags=stage.tags)
+        graph.add_node(stage.name, position=position, tags=stage.tags, report=stage.report)
     for producer in stages.values():
         for consumer in stages.values():
             if producer.name != consumer.name and any(

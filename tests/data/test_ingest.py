@@ -70,13 +70,16 @@ def test_user_files_with_their_own_column_names(ml100k: Tables, tmp_path: Path) 
         ),
         items=TableFile(path=str(tmp_path / "movies.parquet"), columns={"item_id": "movie"}),
     )
-    tables = user_tables(files)
-    assert len(tables.interactions) == 500 and tables.interactions["rating"].dtype == "float32"
+    tables, sources = user_tables(files)
+    assert sources["interactions"] == str(tmp_path / "ratings.csv")
+    assert len(tables.interactions) == 500 and tables.interactions["rating"].dtype == "float64"
     assert tables.items.set_index("item_id").loc["1", "text"] == ml100k.items.set_index("item_id").loc["1", "text"]
     assert set(tables.users["user_id"]) == set(tables.interactions["user_id"])
 
     broken = TableFile(path=str(tmp_path / "ratings.csv"), columns={"user_id": "uid", "item_id": "movie"})
-    with pytest.raises(InputDataError, match="interactions: missing column\\(s\\) rating"):
+    with pytest.raises(
+        InputDataError, match=r"ratings\.csv: missing column\(s\) rating; found uid, movie, stars, timestamp"
+    ):
         user_tables(UserFiles(interactions=broken, items=files.items))
     with pytest.raises(InputDataError, match="interactions file not found: .*nope.csv"):
         user_tables(UserFiles(interactions=TableFile(path=str(tmp_path / "nope.csv")), items=files.items))

@@ -85,7 +85,7 @@ def test_recbole_atomic_export_round_trips(interactions: pd.DataFrame) -> None:
     test = split_interactions(interactions, SplitParams())["test"]
     text = to_recbole_atomic(test)
     assert text.splitlines()[0] == "user_id:token\titem_id:token\trating:float\ttimestamp:float"
-    parsed = parse_atomic(text, "x.test.inter")
+    parsed = parse_atomic(text.encode("utf-8"), "x.test.inter", "interactions")
     assert len(parsed) == len(test)
     assert parsed["user_id"].tolist() == test["user_id"].tolist()
     assert pd.read_csv(io.StringIO(text), sep="\t")["rating:float"].sum() == pytest.approx(test["rating"].sum())

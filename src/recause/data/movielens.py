@@ -2,61 +2,92 @@
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 
-from recause.data.schemas import Tables, normalise_interactions
-from recause.errors import InputDataError
+from recause.data.reader import read_delimited
+from recause.data.schemas import SCHEMAS, Tables, as_text, coerce, normalise_interactions
 
-#: File suffixes of the atomic files recause reads, by table.
+#: File suffix and the columns each atomic file must have, by table.
 ATOMIC_FILES = {"interactions": "inter", "items": "item", "users": "user"}
+ATOMIC_COLUMNS = {
+    "interactions": ("user_id", "item_id", "rating", "timestamp"),
+    "items": ("item_id", "movie_title", "release_year", "class"),
+    "users": ("user_id", "age", "gender", "occupation", "zip_code"),
+}
 
 
-def parse_atomic(text: str, name: str) -> pd.DataFrame:
-    """Parse a RecBole atomic file (tab-separated, header ``field:type``) keeping values as text."""
-    lines = text.splitlines()
-    if not lines:
-        raise InputDataError(f"{name}: file is empty")
-    header = [field.split(":", 1)[0] for field in lines[0].split("\t")]
-    frame = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, quoting=3)
-    frame.columns = header
-    return frame
+def parse_atomic(data: bytes, name: str, table: str) -> pd.DataFrame:
+    """Parse a RecBole atomic file (tab-separated, unquoted, header ``field:type``) as text columns."""
+    return read_delimited(data, name, ATOMIC_COLUMNS[table], sep="\t", quoted=False)
 
 
-def item_text(title: str, year: str | None, genres: list[str]) -> str:
-    """The string a language model reads for an item, e.g. 'Toy Story (1995). Genres: Comedy.'"""
-    head = f"{title} ({year})" if year else title
+def item_text(title: str | None, year: str | None, genres: list[str]) -> str:
+    """The string a language model reads for an item, e.g. 'Toy Story (1995). Genres: Comedy.'
+
+    An item without a title has no text (""), so the validation gate sees it as empty.
+    """
+    if not title or not title.strip():
+        return ""
+    head = f"{title.strip()} ({year})" if year else title.strip()
     return f"{head}. Genres: {', '.join(genres)}." if genres else f"{head}."
 
 
-def movielens_tables(inter: pd.DataFrame, item: pd.DataFrame, user: pd.DataFrame) -> Tables:
-    """Build canonical interactions/items/users from the three parsed atomic files."""
-    interactions = normalise_interactions(inter)
+def split_genres(value: object) -> list[str]:
+    """Genres from a list, or from text separated by '|', ',' or spaces (MovieLens atomic files)."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return []
+    text = str(value)
+    separator = "|" if "|" in text else ("," if "," in text else None)
+    return [g.strip() for g in text.split(separator) if g.strip()]
 
-    genres = item["class"].str.split().map(lambda g: list(g) if isinstance(g, list) else [])
-    year = pd.to_numeric(item["release_year"], errors="coerce").astype("Int32")
-    titles = item["movie_title"].str.strip()
-    items = pd.DataFrame(
-        {
-            "item_id": item["item_id"].astype(str),
-            "title": titles,
-            "year": year,
-            "genres": genres,
-        }
-    )
-    items["text"] = [
-        item_text(t, None if pd.isna(y) else str(y), g)
-        for t, y, g in zip(items["title"], items["year"], items["genres"], strict=True)
+
+def items_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical items from item_id + title (+ year, genres, or a ready-made text)."""
+    items = pd.DataFrame({"item_id": frame["item_id"], "title": frame["title"]})
+    items["year"] = frame["year"] if "year" in frame else None
+    items["genres"] = frame["genres"].map(split_genres) if "genres" in frame else [[] for _ in range(len(frame))]
+    items = coerce(items.assign(text=None), SCHEMAS["items"])
+    if "text" in frame:
+        items["text"] = as_text(frame["text"].reset_index(drop=True))
+    else:
+        items["text"] = [
+            item_text(t, None if pd.isna(y) else str(y), g)
+            for t, y, g in zip(items["title"], items["year"], items["genres"], strict=True)
+        ]
+    return items.loc[:, list(SCHEMAS["items"].names)]
+
+
+def users_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical users; attributes the source lacks are null."""
+    users = pd.DataFrame({"user_id": frame["user_id"]})
+    for column in ("age", "gender", "occupation", "zip"):
+        users[column] = frame[column] if column in frame else None
+    return coerce(users, SCHEMAS["users"])
+
+
+def repair_release_years(item: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """RecBole's conversion left non-numeric years in two ML-100K rows (267 'unkonwn', the unknown
+    placeholder; 1412 'V', split off the title '... (1995) (V)'). Use the title's '(YYYY)' when it
+    has one, else no year; return what was repaired so it is reported, not silent."""
+    year = item["release_year"]
+    bad = year.notna() & ~year.astype(str).str.fullmatch(r"\d{4}")
+    if not bad.any():
+        return item, []
+    from_title = item["movie_title"].astype(str).str.extract(r"\((\d{4})\)\s*$", expand=False)
+    repaired = item.copy()
+    repaired.loc[bad, "release_year"] = from_title[bad]
+    notes = [
+        f"item {i}: release year {y!r} replaced by {'none' if pd.isna(n) else n}"
+        for i, y, n in zip(item.loc[bad, "item_id"], year[bad], from_title[bad], strict=True)
     ]
+    return repaired, notes
 
-    users = pd.DataFrame(
-        {
-            "user_id": user["user_id"].astype(str),
-            "age": pd.to_numeric(user["age"], errors="coerce").astype("Int16"),
-            "gender": user["gender"].astype(str),
-            "occupation": user["occupation"].astype(str),
-            "zip": user["zip_code"].astype(str),
-        }
-    )
-    return Tables(interactions=interactions, items=items, users=users)
+
+def movielens_tables(inter: pd.DataFrame, item: pd.DataFrame, user: pd.DataFrame) -> tuple[Tables, list[str]]:
+    """Canonical interactions/items/users from the three parsed atomic files, and repair notes."""
+    item, notes = repair_release_years(item)
+    items = items_table(item.rename(columns={"movie_title": "title", "release_year": "year", "class": "genres"}))
+    users = users_table(user.rename(columns={"zip_code": "zip"}))
+    return Tables(interactions=normalise_interactions(inter), items=items, users=users), notes

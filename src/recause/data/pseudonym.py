@@ -19,12 +19,12 @@ def pseudonym(raw_id: str, key: bytes) -> str:
 
 
 def pseudonymise_ids(ids: pd.Series, key: bytes) -> pd.Series:
-    """Map every distinct id once; fail loudly on the (astronomically unlikely) collision."""
-    distinct = pd.unique(ids.astype(str))
+    """Map every distinct id once (nulls stay null for the validation gate to see)."""
+    distinct = pd.unique(ids.dropna().astype(str))
     mapping = {raw: pseudonym(raw, key) for raw in distinct}
     if len(set(mapping.values())) != len(mapping):
         raise ValueError("pseudonym collision: lengthen PSEUDONYM_HEX_CHARS")
-    return ids.astype(str).map(mapping)
+    return ids.map(lambda raw: None if pd.isna(raw) else mapping[str(raw)])
 
 
 def pseudonymise_tables(tables: Tables, key: bytes) -> Tables:

@@ -9,7 +9,7 @@ from recause.data.schemas import Tables
 
 def sample_users(tables: Tables, n_users: int, seed: int) -> Tables:
     """Keep ``n_users`` users drawn with ``seed``, their interactions, and the items they touched."""
-    users = np.sort(tables.interactions["user_id"].unique())
+    users = np.sort(tables.interactions["user_id"].dropna().unique())
     if n_users >= len(users):
         return tables
     keep = set(np.random.default_rng(seed).choice(users, size=n_users, replace=False))

@@ -1,4 +1,8 @@
-"""Run rules with Great Expectations (imported lazily: it costs seconds) and summarise the result."""
+"""Run rules with Great Expectations and return, per rule, which rows broke it.
+
+GX is imported lazily (it costs seconds) and one in-memory context serves every table of a run,
+so its Data Docs can show them all.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +13,67 @@ import pandas as pd
 
 from recause.validation.rules import Rule
 
-MAX_EXAMPLES = 5
-
 
 @dataclass(frozen=True)
-class TableReport:
-    table: str
+class Outcome:
+    """A rule's verdict; ``rows`` are the frame's index labels that broke it (None: table-level)."""
+
+    rule: Rule
     success: bool
-    evaluated: int  # rows checked
-    failed: int  # rules that did not hold
-    failures: list[str] = field(default_factory=list)
+    rows: list[Any] | None = None
+    examples: list[Any] = field(default_factory=list)
+    observed: Any = None
 
-    def summary(self) -> dict[str, Any]:
-        return {"success": self.success, "evaluated": self.evaluated, "failed": self.failed}
-
-
-def _failure_message(table: str, rule: Rule, result: dict[str, Any]) -> str:
-    count = result.get("unexpected_count")
-    examples = list(result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
-    where = f"{table}.{rule.column}" if rule.column else table
-    broke = f"{count:,} row(s) break it" if count is not None else "it does not hold"
-    shown = f"; e.g. {examples}" if examples else ""
-    return f"{where}: rule '{rule.label or rule.expectation}' failed: {broke}{shown}"
+    @property
+    def count(self) -> int | None:
+        return None if self.rows is None else len(self.rows)
 
 
-def validate_table(table: str, frame: pd.DataFrame, rules: list[Rule]) -> TableReport:
-    """Validate one table against its rules in an in-memory GX context."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+class GreatExpectations:
+    """An ephemeral GX context that validates data frames against rule lists."""
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = context.data_sources.add_pandas(f"{table}_source").add_dataframe_asset(name=table)
-    batch = asset.add_batch_definition_whole_dataframe(f"{table}_batch")
-    suite = gx.ExpectationSuite(name=f"{table}_suite")
-    for position, rule in enumerate(rules):
-        expectation = getattr(gx.expectations, rule.expectation)(**rule.kwargs, meta={"rule": position})
-        suite.add_expectation(expectation)
-    suite = context.suites.add(suite)
-    run = gx.ValidationDefinition(name=f"{table}_validation", data=batch, suite=suite).run(
-        batch_parameters={"dataframe": frame}
-    )
-    failures = [
-        _failure_message(table, rules[int(outcome.expectation_config.meta["rule"])], outcome.result or {})
-        for outcome in run.results
-        if not outcome.success
-    ]
-    return TableReport(table, bool(run.success), evaluated=len(frame), failed=len(failures), failures=failures)
+    def __init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self.context.data_sources.add_pandas("recause")
+        self._runs = 0
+
+    def run(self, name: str, frame: pd.DataFrame, rules: list[Rule]) -> list[Outcome]:
+        """Validate ``frame`` (its index labels identify rows) and return one Outcome per rule."""
+        if not rules:
+            return []
+        gx = self._gx
+        self._runs += 1
+        asset = self._source.add_dataframe_asset(name=f"{name}-{self._runs}")
+        batch = asset.add_batch_definition_whole_dataframe("whole table")
+        suite = self.context.suites.add(gx.ExpectationSuite(name=f"{name}-{self._runs}"))
+        for position, rule in enumerate(rules):
+            suite.add_expectation(getattr(gx.expectations, rule.expectation)(**rule.kwargs, meta={"rule": position}))
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{name}-{self._runs}", data=batch, suite=suite)
+        )
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
+        outcomes: list[Outcome] = []
+        for check in result.results:
+            rule = rules[int(check.expectation_config.meta["rule"])]
+            details = check.result or {}
+            rows = details.get("unexpected_index_list")
+            if rows is not None:
+                rows = [r if not isinstance(r, dict) else r.get("index", r) for r in rows]
+            examples = list(details.get("partial_unexpected_list") or [])
+            outcomes.append(Outcome(rule, bool(check.success), rows, examples, details.get("observed_value")))
+        return sorted(outcomes, key=lambda o: rules.index(o.rule))
+
+    def build_data_docs(self, directory: str) -> str:
+        """Write Data Docs HTML for every validation run so far; returns the index page URL."""
+        site = {
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": directory},
+        }
+        self.context.add_data_docs_site(site_name="recause", site_config=site)
+        return self.context.build_data_docs(site_names=["recause"])["recause"]
