@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from recause.config import WheelSource
 from recause.data.schemas import Tables
-from tasks.ingest import load_movielens, locate_wheel
+from tasks.ingest import extract_wheel_files, load_movielens, locate_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL_CACHE = ROOT / "data" / "external" / "wheels"
@@ -27,6 +28,22 @@ for key, value in {
 @pytest.fixture(scope="session")
 def ml100k_wheel() -> Path:
     return locate_wheel(WheelSource(cache_dir=str(WHEEL_CACHE)))
+
+
+@pytest.fixture(scope="session")
+def ml100k_raw(ml100k_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The raw atomic files (raw user ids), by table."""
+    return extract_wheel_files(ml100k_wheel, WheelSource().path, tmp_path_factory.mktemp("raw") / "ml-100k")
+
+
+@pytest.fixture(scope="session")
+def open_bandit_random(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Open Bandit Dataset sample logged by the uniform-random policy (campaign 'all')."""
+    wheel = locate_wheel(WheelSource(package="obp", version="0.4.1", cache_dir=str(WHEEL_CACHE)))
+    target = tmp_path_factory.mktemp("obd") / "random_all.csv"
+    with zipfile.ZipFile(wheel) as archive:
+        target.write_bytes(archive.read("obp/dataset/obd/random/all/all.csv"))
+    return target
 
 
 @pytest.fixture(scope="session")

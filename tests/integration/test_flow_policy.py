@@ -30,6 +30,7 @@ stages:
     cmd: "true"
     deps: [model]
     outs: [report]
+    meta: {report: reports/report.md}
   evaluate:
     cmd: "true"
     deps: [report]
@@ -73,9 +74,9 @@ DRIVER = textwrap.dedent(
         report[name] = {"state": state.type.value, "message": state.message, "calls": calls}
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ranking-metrics"]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ranking-metrics", "report-report"]))
         )
-    report["artifacts"] = [{"type": a.type, "data": a.data} for a in artifacts]
+    report["artifacts"] = [{"key": a.key, "type": a.type, "data": a.data} for a in artifacts]
     print("REPORT " + json.dumps(report))
     """
 )
@@ -88,6 +89,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (workspace / "params.yaml").write_text(PARAMS_YAML)
     (workspace / "metrics").mkdir()
     (workspace / "metrics/ranking.json").write_text(json.dumps({"test": {"ease": {"ndcg@10": 0.33}}}))
+    (workspace / "reports").mkdir()
+    (workspace / "reports/report.md").write_text("# Report\n\n- all good\n")
     scenarios = {
         "gpu_transient_then_ok": {"train": ["transient", "transient", "ok"]},
         "gpu_permanent": {"train": ["permanent"]},
@@ -125,7 +128,14 @@ def test_untagged_stages_use_the_default_policy(report: dict) -> None:
 
 
 def test_metrics_are_published_as_a_keyed_table_artifact(report: dict) -> None:
+    tables = [a for a in report["artifacts"] if a["key"] == "ranking-metrics"]
     # only the completed run reached `evaluate`
-    assert len(report["artifacts"]) == 1 and report["artifacts"][0]["type"] == "table"
-    rows = json.loads(report["artifacts"][0]["data"])
-    assert rows == [{"split": "test", "model": "ease", "ndcg@10": 0.33}]
+    assert len(tables) == 1 and tables[0]["type"] == "table"
+    assert json.loads(tables[0]["data"]) == [{"split": "test", "model": "ease", "ndcg@10": 0.33}]
+
+
+def test_a_stage_report_is_published_whether_the_stage_passed_or_failed(report: dict) -> None:
+    reports = [a for a in report["artifacts"] if a["key"] == "report-report"]
+    # `report` ran in the completed scenario and failed in the untagged one; it never ran in the other
+    assert len(reports) == 2 and {a["type"] for a in reports} == {"markdown"}
+    assert all(a["data"] == "# Report\n\n- all good\n" for a in reports)

@@ -142,3 +142,60 @@ def test_bad_params_fail_before_anything_runs(
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and message in done.stderr
     assert (root / "params.yaml").read_text() == before
+
+
+def _fingerprints(root: Path, paths: list[str]) -> dict[str, bytes]:
+    files = [p for path in paths for p in sorted((root / path).rglob("*") if (root / path).is_dir() else [root / path])]
+    return {str(p.relative_to(root)): p.read_bytes() for p in files if p.is_file()}
+
+
+def _corrupt_ratings(root: Path, every: int = 40) -> None:
+    """Set every 40th rating of the raw interactions file to 9 (outside the 1..5 scale)."""
+    path = root / "data/raw/ml-100k/ml-100k.inter"
+    lines = path.read_text().splitlines()
+    for i in range(1, len(lines), every):
+        fields = lines[i].split("\t")
+        lines[i] = "\t".join([fields[0], fields[1], "9", fields[3]])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_corrupted_raw_data_stops_the_flow_at_validate_and_keeps_earlier_results(
+    workspace: tuple[Path, dict[str, str]],
+) -> None:
+    root, env = workspace
+    done = _run([str(BIN / "recause"), "run"], root, env)  # back to a good state after earlier tests
+    assert done.returncode == 0, done.stderr[-3000:]
+    kept = ["metrics/ranking.json", "metrics/validation.json", "models/baselines", "data/processed"]
+    before = _fingerprints(root, kept)
+
+    _corrupt_ratings(root)
+    done = _run([str(BIN / "recause"), "run"], root, env)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "error: stage 'validate' failed (exit 2): data/interim/interactions.parquet "
+        "(from data/raw/ml-100k/ml-100k.inter): column 'rating': rule 'rating within [1, 5]' broken by "
+    )
+    assert "e.g. [9.0, 9.0, 9.0, 9.0, 9.0]" in errors[0]
+    assert "Task run 'split'" not in done.stdout + done.stderr  # nothing after the gate ran
+    assert _fingerprints(root, kept) == before
+    report = (root / "reports/validation.md").read_text()
+    assert report.startswith("# Data validation: **FAILED**") and "rating within [1, 5]" in report
+
+
+def test_quarantine_mode_sets_bad_rows_apart_and_the_pipeline_continues(workspace: tuple[Path, dict[str, str]]) -> None:
+    import pandas as pd
+
+    root, env = workspace
+    done = _run([str(BIN / "recause"), "run", "--set", "validate.mode=quarantine"], root, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((root / "metrics/validation.json").read_text())["interactions"]
+    quarantined = pd.read_parquet(root / "data/quarantine/interactions.parquet")
+    accepted = pd.read_parquet(root / "data/validated/interactions.parquet")
+    assert summary["quarantined"] == len(quarantined) > 0
+    assert summary["evaluated"] == len(accepted) + len(quarantined)
+    assert set(quarantined["broken_rules"]) == {"rating within [1, 5]"} and (quarantined["rating"] == 9).all()
+    assert accepted["rating"].between(1, 5).all()
+    train = pd.read_parquet(root / "data/processed/train.parquet")
+    assert len(train) < len(accepted) and train["rating"].max() <= 5  # downstream saw only good rows

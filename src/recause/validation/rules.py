@@ -16,9 +16,9 @@ import pandas as pd
 from recause.config import ValidateParams
 from recause.data.schemas import SCHEMAS, TableSchema
 
-NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER = r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 INTEGER = r"^\s*[-+]?\d+\s*$"
-DATETIME = r"^\s*\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*$"
+DATETIME = r"^\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?\s*$"
 TYPE_PATTERNS = {"float": (NUMBER, "a number"), "int": (INTEGER, "an integer"), "datetime": (DATETIME, "a date/time")}
 
 
