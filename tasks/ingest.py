@@ -18,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from recause.config import DataParams, TableFile, UserFiles, WheelSource
-from recause.data.movielens import ATOMIC_FILES, items_table, movielens_tables, parse_atomic, users_table
+from recause.data.movielens import ATOMIC_FILES, movielens_tables, parse_atomic
 from recause.data.pseudonym import pseudonymise_tables
 from recause.data.reader import read_delimited
 from recause.data.sampling import sample_users
-from recause.data.schemas import INTERACTION_COLUMNS, Tables, normalise_interactions, require_columns
+from recause.data.schemas import INTERACTION_COLUMNS, Tables, require_columns
+from recause.data.tables import canonical
 from recause.errors import InputDataError
 from tasks._io import atomic_path, load_params, run_stage, write_json, write_parquet
 
@@ -100,19 +101,18 @@ def read_user_table(spec: TableFile, table: str, required: tuple[str, ...]) -> p
 
 def user_tables(files: UserFiles) -> tuple[Tables, dict[str, str]]:
     """Canonical tables from the user's own files (item text is built when not given)."""
-    interactions = normalise_interactions(read_user_table(files.interactions, "interactions", INTERACTION_COLUMNS))
-    item_frame = read_user_table(files.items, "items", ("item_id",))
-    if "title" not in item_frame and "text" not in item_frame:
-        raise InputDataError(f"{files.items.path}: items need a 'text' or a 'title' column")
-    if "title" not in item_frame:
-        item_frame["title"] = item_frame["text"]
+    interactions = canonical("interactions", read_user_table(files.interactions, "interactions", INTERACTION_COLUMNS))
+    try:
+        items = canonical("items", read_user_table(files.items, "items", ("item_id",)))
+    except InputDataError as error:
+        raise InputDataError(f"{files.items.path}: {error}") from None
     if files.users is not None:
         user_frame = read_user_table(files.users, "users", ("user_id",))
     else:
         user_frame = pd.DataFrame({"user_id": pd.unique(interactions["user_id"].dropna())})
     sources = {"interactions": files.interactions.path, "items": files.items.path}
     sources["users"] = files.users.path if files.users is not None else files.interactions.path
-    return Tables(interactions, items_table(item_frame), users_table(user_frame)), sources
+    return Tables(interactions, items, canonical("users", user_frame)), sources
 
 
 def keep_raw_copies(files: UserFiles, target: Path) -> None:

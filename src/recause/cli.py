@@ -38,13 +38,17 @@ WorkspaceOption = Annotated[
 ]
 
 
-def find_workspace(start: Path) -> Path:
-    """The nearest folder at or above ``start`` that holds a dvc.yaml."""
+def nearest_workspace(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` that holds a dvc.yaml, if any."""
     start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / "dvc.yaml").exists():
-            return folder
-    raise RecauseError(f"no dvc.yaml in {start} or any parent: run recause inside a recause project")
+    return next((folder for folder in (start, *start.parents) if (folder / "dvc.yaml").exists()), None)
+
+
+def find_workspace(start: Path) -> Path:
+    root = nearest_workspace(start)
+    if root is None:
+        raise RecauseError(f"no dvc.yaml in {start.resolve()} or any parent: run recause inside a recause project")
+    return root
 
 
 def configure_environment(root: Path) -> None:
@@ -159,16 +163,13 @@ def validate(
         return table_from_bytes(kind, file.read_bytes(), str(file))
 
     try:
-        try:
-            root = find_workspace(workspace)
+        root = nearest_workspace(workspace)  # outside a project: the packaged defaults
+        settings = parse_params({}).validate_
+        if root is not None:
             configure_environment(root)
             from tasks._io import load_params
 
             settings = load_params(root / "params.yaml").validate_
-        except RecauseError as error:
-            if "no dvc.yaml" not in str(error):
-                raise
-            settings = parse_params({}).validate_
         frame = read(table, path)
         references = {}
         if users is not None:

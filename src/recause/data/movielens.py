@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from recause.data.reader import read_delimited
-from recause.data.schemas import SCHEMAS, Tables, as_text, coerce, normalise_interactions
+from recause.data.schemas import Tables, normalise_interactions
+from recause.data.tables import items_table, users_table
 
 #: File suffix and the columns each atomic file must have, by table.
 ATOMIC_FILES = {"interactions": "inter", "items": "item", "users": "user"}
@@ -19,52 +20,6 @@ ATOMIC_COLUMNS = {
 def parse_atomic(data: bytes, name: str, table: str) -> pd.DataFrame:
     """Parse a RecBole atomic file (tab-separated, unquoted, header ``field:type``) as text columns."""
     return read_delimited(data, name, ATOMIC_COLUMNS[table], sep="\t", quoted=False)
-
-
-def item_text(title: str | None, year: str | None, genres: list[str]) -> str:
-    """The string a language model reads for an item, e.g. 'Toy Story (1995). Genres: Comedy.'
-
-    An item without a title has no text (""), so the validation gate sees it as empty.
-    """
-    if not title or not title.strip():
-        return ""
-    head = f"{title.strip()} ({year})" if year else title.strip()
-    return f"{head}. Genres: {', '.join(genres)}." if genres else f"{head}."
-
-
-def split_genres(value: object) -> list[str]:
-    """Genres from a list, or from text separated by '|', ',' or spaces (MovieLens atomic files)."""
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return []
-    text = str(value)
-    separator = "|" if "|" in text else ("," if "," in text else None)
-    return [g.strip() for g in text.split(separator) if g.strip()]
-
-
-def items_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical items from item_id + title (+ year, genres, or a ready-made text)."""
-    items = pd.DataFrame({"item_id": frame["item_id"], "title": frame["title"]})
-    items["year"] = frame["year"] if "year" in frame else None
-    items["genres"] = frame["genres"].map(split_genres) if "genres" in frame else [[] for _ in range(len(frame))]
-    items = coerce(items.assign(text=None), SCHEMAS["items"])
-    if "text" in frame:
-        items["text"] = as_text(frame["text"].reset_index(drop=True))
-    else:
-        items["text"] = [
-            item_text(t, None if pd.isna(y) else str(y), g)
-            for t, y, g in zip(items["title"], items["year"], items["genres"], strict=True)
-        ]
-    return items.loc[:, list(SCHEMAS["items"].names)]
-
-
-def users_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical users; attributes the source lacks are null."""
-    users = pd.DataFrame({"user_id": frame["user_id"]})
-    for column in ("age", "gender", "occupation", "zip"):
-        users[column] = frame[column] if column in frame else None
-    return coerce(users, SCHEMAS["users"])
 
 
 def repair_release_years(item: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -10,9 +10,10 @@ import io
 
 import pandas as pd
 
-from recause.data.movielens import ATOMIC_FILES, items_table, parse_atomic, repair_release_years, users_table
+from recause.data.movielens import ATOMIC_FILES, parse_atomic, repair_release_years
 from recause.data.reader import read_delimited
-from recause.data.schemas import SCHEMAS, coerce, normalise_interactions, require_columns
+from recause.data.schemas import SCHEMAS, require_columns
+from recause.data.tables import canonical
 from recause.errors import InputDataError
 
 _KEYS = {
@@ -21,19 +22,6 @@ _KEYS = {
     "users": ("user_id",),
     "bandit": SCHEMAS["bandit"].names,
 }
-
-
-def canonical(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The table in recause's columns and types (values that do not parse stay text)."""
-    if table == "interactions":
-        return normalise_interactions(frame)
-    if table == "items":
-        if "title" not in frame and "text" not in frame:
-            raise InputDataError("items need a 'text' or a 'title' column")
-        return items_table(frame if "title" in frame else frame.assign(title=frame["text"]))
-    if table == "users":
-        return users_table(frame)
-    return coerce(frame, SCHEMAS["bandit"]).reset_index(drop=True)
 
 
 def table_from_bytes(table: str, data: bytes, name: str) -> pd.DataFrame:
