@@ -37,3 +37,29 @@ def test_outside_a_project_says_so_in_one_line(tmp_path: Path) -> None:
         result.output.strip()
         == f"error: no dvc.yaml in {tmp_path.resolve()} or any parent: run recause inside a recause project"
     )
+
+
+def test_validate_command_passes_clean_files_and_fails_corrupted_ones(
+    ml100k_raw: dict[str, Path], tmp_path: Path
+) -> None:
+    inter, items, users = (str(ml100k_raw[t]) for t in ("interactions", "items", "users"))
+    result = runner.invoke(
+        app, ["validate", "interactions", inter, "--items", items, "--users", users, "-w", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"ok: {inter}: 100,000 rows of interactions pass every rule"
+
+    lines = Path(inter).read_text().splitlines()
+    lines[5] = "\t".join(lines[5].split("\t")[:2] + ["0", lines[5].split("\t")[3]])
+    broken = tmp_path / "broken.tsv"
+    broken.write_text("\n".join(lines).replace("user_id:token", "user_id").replace(":float", "") + "\n")
+    result = runner.invoke(app, ["validate", "interactions", str(broken), "-w", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"invalid: {broken}: column 'rating': rule 'rating within [1, 5]' broken by 1 row(s); e.g. [0.0]"
+    )
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    result = runner.invoke(app, ["validate", "users", str(empty), "-w", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {empty}: file is empty"

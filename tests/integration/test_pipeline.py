@@ -199,3 +199,28 @@ def test_quarantine_mode_sets_bad_rows_apart_and_the_pipeline_continues(workspac
     assert accepted["rating"].between(1, 5).all()
     train = pd.read_parquet(root / "data/processed/train.parquet")
     assert len(train) < len(accepted) and train["rating"].max() <= 5  # downstream saw only good rows
+    index = (root / "reports/data_docs/index.html").read_text()
+    for table in ("users", "items", "interactions"):
+        pages = list((root / f"reports/data_docs/validations/{table}-values").rglob("*.html"))
+        assert len(pages) == 1 and pages[0].name in index
+
+
+def test_a_drift_breach_against_the_last_accepted_snapshot_stops_the_flow(
+    workspace: tuple[Path, dict[str, str]],
+) -> None:
+    root, env = workspace
+    raw = root / "data/raw/ml-100k/ml-100k.inter"
+    raw.unlink()  # the wheel fills in a clean copy
+    done = _run([str(BIN / "recause"), "run", "--set", "validate.mode=fail"], root, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "psi_rating" in json.loads((root / "metrics/validation.json").read_text())["interactions"]["drift"]
+
+    lines = raw.read_text().splitlines()
+    for i in range(1, len(lines)):
+        fields = lines[i].split("\t")
+        lines[i] = "\t".join([fields[0], fields[1], str(min(5, int(fields[2]) + 2)), fields[3]])
+    raw.write_text("\n".join(lines) + "\n")
+    done = _run([str(BIN / "recause"), "run"], root, env)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "interactions: drift: rating distribution shifted: PSI" in errors[0]

@@ -40,21 +40,23 @@ class GreatExpectations:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._source = self.context.data_sources.add_pandas("recause")
-        self._runs = 0
+        self._runs: dict[str, int] = {}
 
     def run(self, name: str, frame: pd.DataFrame, rules: list[Rule]) -> list[Outcome]:
         """Validate ``frame`` (its index labels identify rows) and return one Outcome per rule."""
         if not rules:
             return []
         gx = self._gx
-        self._runs += 1
-        asset = self._source.add_dataframe_asset(name=f"{name}-{self._runs}")
+        self._runs[name] = self._runs.get(name, 0) + 1
+        if self._runs[name] > 1:  # GX names must be unique within the context
+            name = f"{name}-{self._runs[name]}"
+        asset = self._source.add_dataframe_asset(name=name)
         batch = asset.add_batch_definition_whole_dataframe("whole table")
-        suite = self.context.suites.add(gx.ExpectationSuite(name=f"{name}-{self._runs}"))
+        suite = self.context.suites.add(gx.ExpectationSuite(name=name))
         for position, rule in enumerate(rules):
             suite.add_expectation(getattr(gx.expectations, rule.expectation)(**rule.kwargs, meta={"rule": position}))
         definition = self.context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{name}-{self._runs}", data=batch, suite=suite)
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )
         result = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
         outcomes: list[Outcome] = []
