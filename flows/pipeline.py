@@ -12,11 +12,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed, State
 
 from flows.workspace import StageFailed, repro_stage, workspace_lock
-from recause.evaluation.report import metric_rows
+from recause.evaluation.report import nested_rows
 from recause.orchestration import execution_order, parse_stages, retry_policy, stage_graph
 from tasks._io import load_params
-
-RANKING_METRICS = Path("metrics/ranking.json")
 
 
 def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback signature
@@ -39,15 +37,13 @@ def run_dvc_stage(root: str, stage: str, force: bool) -> str | State:
         return Failed(message=str(error), data=error)
 
 
-@task(name="publish-ranking-metrics")
-def publish_ranking_metrics(root: str) -> None:
-    """Publish metrics/ranking.json as a keyed table artifact, tracked across runs in the UI."""
-    ranking = json.loads((Path(root) / RANKING_METRICS).read_text(encoding="utf-8"))
-    create_table_artifact(
-        key="ranking-metrics",
-        table=metric_rows(ranking),
-        description="Full-ranking metrics per split and model (RecBole protocol).",
-    )
+@task(name="publish-metrics-table")
+def publish_metrics_table(root: str, stage: str, table: dict) -> None:
+    """Publish a stage's JSON metrics (dvc.yaml meta.table) as a keyed table artifact."""
+    path = Path(root) / table["path"]
+    if path.exists():
+        rows = nested_rows(json.loads(path.read_text(encoding="utf-8")), table.get("levels", []))
+        create_table_artifact(key=table["key"], table=rows, description=f"{table['path']} from stage '{stage}'")
 
 
 @task(name="publish-stage-report")
@@ -92,8 +88,8 @@ def pipeline(
                 logger.error(state.message)
                 return Failed(message=state.message, data=state.data)
             outcomes[stage] = state.result()
-        if "evaluate" in outcomes and (root / RANKING_METRICS).exists():
-            publish_ranking_metrics(str(root))
+            if graph.nodes[stage]["table"]:
+                publish_metrics_table(str(root), stage, graph.nodes[stage]["table"])
         ran = [s for s, outcome in outcomes.items() if outcome == "ran"]
         logger.info(
             f"{len(order)} stage(s) in {time.perf_counter() - started:.1f}s: "

@@ -17,7 +17,7 @@ from tasks._io import atomic_path, load_model, load_params, read_parquet, requir
 PROCESSED_DIR = Path("data/processed")
 MODELS_DIR = Path("models/baselines")
 METRICS = Path("metrics/ranking.json")
-PLOTS_DIR = Path("metrics/plots")
+PLOTS_DIR = Path("metrics/plots/ranking")
 
 
 def main() -> None:

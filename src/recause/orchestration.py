@@ -23,6 +23,7 @@ class Stage:
     outs: tuple[str, ...]
     tags: tuple[str, ...] = ()
     report: str | None = None  # a Markdown file the stage writes, pass or fail, for people to read
+    table: dict[str, Any] | None = None  # {path, key, levels}: a JSON metrics file to publish as a table
 
 
 def _paths(entries: list[Any] | None) -> tuple[str, ...]:
@@ -47,6 +48,7 @@ def parse_stages(dvc_yaml: dict[str, Any]) -> dict[str, Stage]:
             outs=outs,
             tags=tuple(meta.get("tags") or ()),
             report=meta.get("report"),
+            table=meta.get("table"),
         )
     return stages
 
@@ -60,7 +62,7 @@ def stage_graph(stages: dict[str, Stage]) -> nx.DiGraph:
     """Directed graph upstream -> downstream; raises ParamsError on a cycle."""
     graph = nx.DiGraph()
     for position, stage in enumerate(stages.values()):
-        graph.add_node(stage.name, position=position, tags=stage.tags, report=stage.report)
+        graph.add_node(stage.name, position=position, tags=stage.tags, report=stage.report, table=stage.table)
     for producer in stages.values():
         for consumer in stages.values():
             if producer.name != consumer.name and any(

@@ -34,6 +34,7 @@ stages:
   evaluate:
     cmd: "true"
     deps: [report]
+    meta: {table: {path: metrics/ranking.json, key: ranking-metrics, levels: [split, model]}}
     metrics: [{metrics/ranking.json: {cache: false}}]
 """
 

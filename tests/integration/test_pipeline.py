@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-STAGES = ["ingest", "validate", "split", "train_baselines", "evaluate"]
+STAGES = ["ingest", "validate", "split", "train_baselines", "evaluate", "ingest_bandit", "ope"]
 # What a clone does not have: environments, tool state and every pipeline output.
 NOT_COPIED = shutil.ignore_patterns(
     ".venv", ".git", ".dvc", ".prefect", ".recause", "__pycache__", ".pytest_cache", "*.egg-info", "dvc.lock"
@@ -27,14 +27,17 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, ml100k_wheel: Path) -> tuple[Path, dict[str, str]]:
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory, ml100k_wheel: Path, open_bandit_random: Path
+) -> tuple[Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("workspace") / "recause"
     shutil.copytree(ROOT, root, ignore=NOT_COPIED)
     for generated in ("data", "models", "metrics"):
         shutil.rmtree(root / generated, ignore_errors=True)
     wheels = root / "data/external/wheels"
     wheels.mkdir(parents=True)
-    shutil.copy2(ml100k_wheel, wheels)
+    for wheel in ml100k_wheel.parent.glob("*.whl"):  # recbole (MovieLens) and obp (Open Bandit)
+        shutil.copy2(wheel, wheels)
     env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PREFECT_API_URL", None)
     for command in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"]):
@@ -60,7 +63,7 @@ def test_flow_runs_every_stage_and_writes_every_output(workspace: tuple[Path, di
     ]:
         assert (root / path).is_file(), path
     for split in ("valid", "test"):
-        assert (root / f"metrics/plots/ranking_{split}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (root / f"metrics/plots/ranking/ranking_{split}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     ranking = json.loads((root / "metrics/ranking.json").read_text())
     assert set(ranking) == {"valid", "test"}
@@ -71,6 +74,17 @@ def test_flow_runs_every_stage_and_writes_every_output(workspace: tuple[Path, di
             assert set(values) == expected_keys
             assert all(0.0 <= v <= 1.0 for v in values.values())
     assert ranking["test"]["ease"]["hit@20"] > 0
+
+    ope = json.loads((root / "metrics/ope.json").read_text())
+    assert set(ope) == {"bts_from_random", "random_from_bts"}
+    for direction in ope.values():
+        by_estimator = direction["all"]
+        assert set(by_estimator) == {"replay", "ipw", "snipw", "dm", "dr", "sndr", "switch_dr", "dr_os"}
+        for values in by_estimator.values():
+            assert values["relative_ee_mean"] >= 0 and values["relative_ee_std"] >= 0 and values["ground_truth"] > 0
+    policy = json.loads((root / "metrics/ope_policy.json").read_text())["all"]
+    assert policy["logged_on_policy_value"] == {"random": 0.0038, "bts": 0.0042}  # clicks / rounds of the logs
+    assert (root / "metrics/plots/ope/relative_error.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_second_flow_run_skips_every_stage(workspace: tuple[Path, dict[str, str]]) -> None:

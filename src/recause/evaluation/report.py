@@ -7,13 +7,29 @@ from typing import Any
 RankingMetrics = dict[str, dict[str, dict[str, float]]]  # split -> model -> "metric@k" -> value
 
 
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, list):
+        return "[" + ", ".join(str(_cell(v)) for v in value) + "]"
+    return value
+
+
+def nested_rows(data: dict[str, Any], levels: tuple[str, ...] | list[str]) -> list[dict[str, Any]]:
+    """Flatten ``{a: {b: {metric: value}}}`` into rows ``{levels[0]: a, levels[1]: b, metric: value}``."""
+    if not levels:
+        return [{name: _cell(value) for name, value in data.items()}]
+    return [
+        {levels[0]: key, **row}
+        for key, inner in data.items()
+        if isinstance(inner, dict)
+        for row in nested_rows(inner, levels[1:])
+    ]
+
+
 def metric_rows(ranking: RankingMetrics) -> list[dict[str, Any]]:
     """One row per (split, model) with every metric as a column, values rounded for display."""
-    return [
-        {"split": split, "model": model, **{name: round(value, 4) for name, value in values.items()}}
-        for split, models in ranking.items()
-        for model, values in models.items()
-    ]
+    return nested_rows(ranking, ("split", "model"))
 
 
 def ranking_figure(models: dict[str, dict[str, float]], title: str) -> Any:

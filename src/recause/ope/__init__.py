@@ -1,0 +1,1 @@
+"""Off-policy evaluation: estimators, reward models, policies and the relative-error protocol."""
