@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -92,3 +96,51 @@ def test_greedy_policy_puts_the_kth_best_item_at_position_k(obd) -> None:
     # the same user shown at positions 1, 2, 3 would get three different items
     same_user = type(arrays)(**{**arrays.subset(np.array([0, 0, 0])).__dict__, "position": np.array([0, 1, 2])})
     assert len(set(policy.action_dist(same_user).argmax(axis=1))) == 3
+
+
+def _own_logs(directory: Path, corrupt_propensity: float | None = None) -> None:
+    """Your own logs laid out like OBD: <policy>/<campaign>/<campaign>.csv, item_context.csv, prior_bts.yaml."""
+    from tests.conftest import WHEEL_CACHE
+
+    with zipfile.ZipFile(next(WHEEL_CACHE.glob("obp-0.4.1-*.whl"))) as archive:
+        for policy in ("random", "bts"):
+            target = directory / policy / "all"
+            target.mkdir(parents=True)
+            log = archive.read(f"obp/dataset/obd/{policy}/all/all.csv").decode().splitlines()[:2001]
+            if corrupt_propensity is not None and policy == "bts":
+                fields = log[5].split(",")
+                fields[5] = str(corrupt_propensity)
+                log[5] = ",".join(fields)
+            (target / "all.csv").write_text("\n".join(log) + "\n")
+            (target / "item_context.csv").write_bytes(archive.read(f"obp/dataset/obd/{policy}/all/item_context.csv"))
+        (directory / "prior_bts.yaml").write_bytes(archive.read("obp/policy/conf/prior_bts.yaml"))
+
+
+def _ingest(workspace: Path, logs: Path) -> subprocess.CompletedProcess[str]:
+    from tests.conftest import ROOT
+
+    (workspace / "params.yaml").write_text(f"bandit:\n  source: directory\n  directory: {logs}\n  campaigns: [all]\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "tasks.ingest_bandit"], cwd=workspace, env=env, capture_output=True, text=True
+    )
+
+
+def test_ingest_bandit_reads_your_own_logs(tmp_path: Path) -> None:
+    _own_logs(tmp_path / "logs")
+    done = _ingest(tmp_path, tmp_path / "logs")
+    assert done.returncode == 0, done.stderr
+    for name in ("random_all", "bts_all", "items_all"):
+        assert (tmp_path / f"data/bandit/{name}.parquet").is_file()
+    assert len(pd.read_parquet(tmp_path / "data/bandit/bts_all.parquet")) == 2000
+
+
+def test_ingest_bandit_stops_on_a_log_the_gate_rejects(tmp_path: Path) -> None:
+    _own_logs(tmp_path / "logs", corrupt_propensity=0.0)
+    done = _ingest(tmp_path, tmp_path / "logs")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'logs/bts/all/all.csv'}: column 'propensity_score': "
+        "rule 'propensity in (0, 1]' broken by 1 row(s); e.g. [0.0]"
+    )
+    assert not (tmp_path / "data/bandit").exists()  # nothing half-written
