@@ -84,9 +84,6 @@ INTERACTION_COLUMNS = SCHEMAS["interactions"].names
 ITEM_COLUMNS = SCHEMAS["items"].names
 USER_COLUMNS = SCHEMAS["users"].names
 
-#: The parts a split writes, in the order a model meets them.
-SPLIT_PARTS = ("train", "valid", "test", "cold")
-
 
 @dataclass(frozen=True)
 class Tables:

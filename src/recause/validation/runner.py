@@ -69,13 +69,3 @@ class GreatExpectations:
             examples = list(details.get("partial_unexpected_list") or [])
             outcomes.append(Outcome(rule, bool(check.success), rows, examples, details.get("observed_value")))
         return sorted(outcomes, key=lambda o: rules.index(o.rule))
-
-    def build_data_docs(self, directory: str) -> str:
-        """Write Data Docs HTML for every validation run so far; returns the index page URL."""
-        site = {
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": directory},
-        }
-        self.context.add_data_docs_site(site_name="recause", site_config=site)
-        return self.context.build_data_docs(site_names=["recause"])["recause"]
