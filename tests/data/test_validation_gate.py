@@ -17,7 +17,7 @@ from recause.data.schemas import Tables
 from recause.errors import InputDataError
 from recause.validation.drift import drift
 from recause.validation.files import table_from_bytes
-from recause.validation.gate import TableCheck, check_table
+from recause.validation.gate import TableCheck, check_table, verdict
 from recause.validation.runner import GreatExpectations
 
 NOW = int(time.time())
@@ -199,3 +199,28 @@ def test_drift_counts_new_users(ml100k: Tables) -> None:
     report = drift("interactions", ml100k.interactions, old, DriftParams(max_new_user_share=0.5))
     assert report.measures["new_user_share"] == pytest.approx((len(users) - 300) / len(users), abs=1e-6)
     assert any("of user_id values are new" in b for b in report.breaches)
+
+
+def test_verdict_blocks_per_mode_and_drift_policy(runner, ml100k: Tables, references) -> None:
+    frame = ml100k.interactions.assign(
+        rating=ml100k.interactions["rating"].where(ml100k.interactions.index % 500 != 0, 9.0)
+    )
+    rows_broken = {"interactions": _check(runner, "interactions", frame, references)}
+    shifted = drift("interactions", frame.assign(rating=5.0), ml100k.interactions, DriftParams())
+    assert shifted.breaches
+
+    blocking, warnings = verdict(rows_broken, [shifted], ValidateParams(mode="fail"))
+    assert blocking[0].startswith(
+        "interactions.parquet: column 'rating': rule 'rating within [1, 5]' broken by 200 row(s)"
+    )
+    assert blocking[-1].startswith("interactions: drift: rating distribution shifted") and warnings == []
+
+    quarantine = ValidateParams(mode="quarantine", drift=DriftParams(on_breach="warn"))
+    blocking, warnings = verdict(rows_broken, [shifted], quarantine)
+    assert blocking == [] and len(warnings) == 1  # bad rows are set apart; drift only warns
+
+    table_wrong = {
+        "users": _check(runner, "users", ml100k.users, params=ValidateParams(row_counts={"users": {"min": 10_000}}))
+    }
+    blocking, _ = verdict(table_wrong, [], ValidateParams(mode="quarantine"))
+    assert len(blocking) == 1 and "row count" in blocking[0]  # a wrong table cannot be quarantined

@@ -14,6 +14,7 @@ import pandas as pd
 
 from recause.config import ValidateParams
 from recause.data.schemas import coerce, finalise
+from recause.validation.drift import DriftReport
 from recause.validation.rules import schema_of, type_rules, value_rules
 from recause.validation.runner import GreatExpectations, Outcome
 
@@ -97,3 +98,20 @@ def check_table(
         .reset_index(drop=True)
     )
     return check
+
+
+def verdict(
+    checks: dict[str, TableCheck], drifts: list[DriftReport], params: ValidateParams
+) -> tuple[list[str], list[str]]:
+    """(blocking, warnings): what stops the pipeline and what is only reported.
+
+    In ``fail`` mode every broken rule blocks; in ``quarantine`` mode only table-level ones do
+    (rows can be set apart, a wrong table cannot). Drift breaches block or warn per
+    ``drift.on_breach``.
+    """
+    quarantine = params.mode == "quarantine"
+    blocking = [m for c in checks.values() for m in (c.table_level_failures if quarantine else c.failures)]
+    breaches = [f"{d.table}: drift: {b}" for d in drifts for b in d.breaches]
+    if params.drift.on_breach == "fail":
+        return blocking + breaches, []
+    return blocking, breaches
