@@ -15,12 +15,19 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: run test repro params clean-venv help
+.PHONY: run test repro params server serve clean-venv help
+
+# Operate it: `make server` in one terminal, `make serve` in another (Ctrl-C stops serve, then server).
+# Both use this project's PREFECT_HOME (SQLite there) unless PREFECT_API_DATABASE_CONNECTION_URL is set.
+PREFECT_PORT ?= 4200
+export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 help:
 	@echo "make run   - set up .venv and run the pipeline on MovieLens-100K (prints the metrics table)"
 	@echo "make test  - set up .venv with test extras and run the test suite"
 	@echo "make repro - the same DAG with plain 'dvc repro' (no Prefect)"
+	@echo "make server - a Prefect server (UI) on http://127.0.0.1:4200"
+	@echo "make serve  - register and serve the deployments: pipeline, evaluate, retrain (weekly)"
 
 run: $(VENV)/.installed
 	$(BIN)/recause run
@@ -30,6 +37,12 @@ test: $(VENV)/.installed-dev
 
 repro: $(VENV)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+server: $(VENV)/.installed
+	PREFECT_SERVER_API_HOST=127.0.0.1 $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+serve: $(VENV)/.installed
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/recause serve $(if $(PROFILE),--profile $(PROFILE))
 
 params: $(VENV)/.installed
 	$(BIN)/recause params

@@ -14,7 +14,7 @@ from prefect.states import Failed, State
 from flows.workspace import StageFailed, repro_stage, workspace_lock
 from recause.evaluation.report import nested_rows
 from recause.orchestration import execution_order, parse_stages, retry_policy, stage_graph
-from tasks._io import load_params
+from tasks._io import apply_params_updates, load_params
 
 
 def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback signature
@@ -58,41 +58,81 @@ def publish_stage_report(root: str, stage: str, report: str) -> None:
         )
 
 
-@flow(name="recause-pipeline")
-def pipeline(
-    workspace: str = ".", force: list[str] | None = None, stages: list[str] | None = None
-) -> dict[str, str] | State:
-    """Run the stages of dvc.yaml (all, or `stages` and what they need); `force` re-runs stages."""
+def run_stages(root: Path, order: list[str], forced: set[str]) -> dict[str, str] | State:
+    """Run ``order`` as one Prefect task each, with the retry policy of its tag; stop at a failure.
+
+    The caller holds the workspace lock. Reports and metrics tables are published as they appear.
+    """
     logger = get_run_logger()
-    root = Path(workspace).resolve()
     params = load_params(root / "params.yaml")
     graph = stage_graph(parse_stages(yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))))
-    order = execution_order(graph, stages)
-    forced = set(force or [])
     outcomes: dict[str, str] = {}
-    with workspace_lock(root, logger.info):
-        started = time.perf_counter()
-        for stage in order:
-            policy = retry_policy(graph.nodes[stage]["tags"], params.orchestration.retries)
-            stage_task = run_dvc_stage.with_options(
-                task_run_name=stage,
-                retries=policy.retries,
-                retry_delay_seconds=policy.retry_delay_s,
-                retry_condition_fn=retry_if_transient,
-            )
-            state = stage_task(str(root), stage, stage in forced, return_state=True)
-            report = graph.nodes[stage]["report"]
-            if report and not (state.is_completed() and state.result() == "skipped"):
-                publish_stage_report(str(root), stage, report)
-            if state.is_failed():
-                logger.error(state.message)
-                return Failed(message=state.message, data=state.data)
-            outcomes[stage] = state.result()
-            if graph.nodes[stage]["table"]:
-                publish_metrics_table(str(root), stage, graph.nodes[stage]["table"])
-        ran = [s for s, outcome in outcomes.items() if outcome == "ran"]
-        logger.info(
-            f"{len(order)} stage(s) in {time.perf_counter() - started:.1f}s: "
-            f"ran {', '.join(ran) or 'none'}; skipped {len(order) - len(ran)}"
+    started = time.perf_counter()
+    for stage in order:
+        policy = retry_policy(graph.nodes[stage]["tags"], params.orchestration.retries)
+        stage_task = run_dvc_stage.with_options(
+            task_run_name=stage,
+            retries=policy.retries,
+            retry_delay_seconds=policy.retry_delay_s,
+            retry_condition_fn=retry_if_transient,
         )
+        state = stage_task(str(root), stage, stage in forced, return_state=True)
+        report = graph.nodes[stage]["report"]
+        if report and not (state.is_completed() and state.result() == "skipped"):
+            publish_stage_report(str(root), stage, report)
+        if state.is_failed():
+            logger.error(state.message)
+            return Failed(message=state.message, data=state.data)
+        outcomes[stage] = state.result()
+        if graph.nodes[stage]["table"]:
+            publish_metrics_table(str(root), stage, graph.nodes[stage]["table"])
+    ran = [s for s, outcome in outcomes.items() if outcome == "ran"]
+    logger.info(
+        f"{len(order)} stage(s) in {time.perf_counter() - started:.1f}s: "
+        f"ran {', '.join(ran) or 'none'}; skipped {len(order) - len(ran)}"
+    )
     return outcomes
+
+
+def stage_order(root: Path, stages: list[str] | None) -> list[str]:
+    """The stages of the workspace's dvc.yaml to run for ``stages`` (None: all), in DAG order."""
+    graph = stage_graph(parse_stages(yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))))
+    return execution_order(graph, stages)
+
+
+@flow(name="recause-pipeline")
+def pipeline(
+    workspace: str = ".",
+    force: list[str] | None = None,
+    stages: list[str] | None = None,
+    profile: str | None = None,
+    seed: int | None = None,
+) -> dict[str, str] | State:
+    """Run the stages of dvc.yaml; DVC skips what is up to date.
+
+    Args:
+        workspace: The recause project folder (holds dvc.yaml and params.yaml).
+        force: Stages to re-run even if up to date, e.g. ["train_baselines"].
+        stages: Run only these stages and what they need; empty runs every stage.
+        profile: A YAML params profile in the workspace merged into params.yaml first, e.g. tests/profiles/tiny.yaml.
+        seed: Seed of the split and of every trained step, written into params.yaml.
+    """
+    logger = get_run_logger()
+    root = Path(workspace).resolve()
+    with workspace_lock(root, logger.info):
+        if profile or seed is not None:
+            apply_params_updates(root / "params.yaml", root / profile if profile else None, seed=seed)
+        return run_stages(root, stage_order(root, stages), set(force or []))
+
+
+@flow(name="recause-evaluate")
+def evaluate(workspace: str = ".") -> dict[str, str] | State:
+    """Re-run only the `evaluate` stage on the models and splits in the workspace.
+
+    Args:
+        workspace: The recause project folder (holds dvc.yaml and params.yaml).
+    """
+    logger = get_run_logger()
+    root = Path(workspace).resolve()
+    with workspace_lock(root, logger.info):
+        return run_stages(root, ["evaluate"], {"evaluate"})

@@ -69,7 +69,7 @@ def workspace_lock(root: Path, log: Callable[[str], None]) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _tool_env() -> dict[str, str]:
+def tool_env() -> dict[str, str]:
     """Child environment whose `python` and `dvc` are the ones running this flow."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -83,7 +83,7 @@ def repro_stage(root: Path, stage: str, force: bool, log: Callable[[str], None])
     if force:
         command.append("--force")
     process = subprocess.Popen(
-        command, cwd=root, env=_tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=root, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert process.stdout is not None
     skipped, ours, dvcs, stage_code = False, [], [], None
@@ -110,7 +110,7 @@ def repro_stage(root: Path, stage: str, force: bool, log: Callable[[str], None])
 def restore_last_good_outputs(root: Path, stage: str, log: Callable[[str], None]) -> None:
     """DVC deletes a stage's outputs before running it; put back the last good ones from its cache."""
     command = [str(Path(sys.executable).parent / "dvc"), "checkout", "--quiet", stage]
-    done = subprocess.run(command, cwd=root, env=_tool_env(), capture_output=True, text=True)
+    done = subprocess.run(command, cwd=root, env=tool_env(), capture_output=True, text=True)
     if done.returncode == 0:
         log(f"restored the last good outputs of '{stage}' from the DVC cache")
     else:

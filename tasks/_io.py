@@ -133,3 +133,28 @@ def update_params_file(path: Path, updates: dict[str, Any]) -> bool:
         return False
     write_text(path, buffer.getvalue())
     return True
+
+
+SEEDED_SECTIONS = ("split", "ope", "pretrain", "finetune", "causal")
+
+
+def apply_params_updates(
+    path: Path, profile: Path | None = None, overrides: list[str] | None = None, seed: int | None = None
+) -> bool:
+    """Write a profile, ``KEY=VALUE`` overrides and a seed into params.yaml (so DVC sees them).
+
+    Precedence: params.yaml < profile < overrides < seed (the seed of the split and every trained step).
+    """
+    from recause.config import apply_overrides, merge_profile
+
+    updates: dict[str, Any] = {}
+    if profile is not None:
+        if not profile.exists():
+            raise ParamsError(f"profile not found: {profile}")
+        updates = yaml.safe_load(profile.read_text(encoding="utf-8")) or {}
+        if not isinstance(updates, dict):
+            raise ParamsError(f"profile {profile}: expected a mapping of params sections")
+    updates = merge_profile(updates, apply_overrides({}, overrides or []))
+    if seed is not None:
+        updates = merge_profile(updates, {section: {"seed": seed} for section in SEEDED_SECTIONS})
+    return bool(updates) and update_params_file(path, updates)

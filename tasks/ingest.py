@@ -29,6 +29,7 @@ from tasks._io import atomic_path, load_params, run_stage, write_json, write_par
 
 RAW_DIR = Path("data/raw")
 INTERIM_DIR = Path("data/interim")
+INCOMING_DIR = Path("data/incoming")  # new interaction files are appended on the next run
 SOURCES = INTERIM_DIR / "sources.json"
 SAMPLE_SEED = 0
 
@@ -125,6 +126,21 @@ def keep_raw_copies(files: UserFiles, target: Path) -> None:
                 shutil.copy2(spec.path, tmp / f"{table}{Path(spec.path).suffix}")
 
 
+def append_incoming(tables: Tables, directory: Path) -> tuple[Tables, list[str]]:
+    """Interactions dropped into ``directory`` (CSV/TSV/Parquet, raw ids) appended to the logs."""
+    files = sorted(
+        p for p in directory.glob("*") if p.is_file() and p.suffix.lower() in {".csv", ".tsv", ".parquet", ".pq"}
+    )
+    frames = [
+        canonical("interactions", read_user_table(TableFile(path=str(path)), "incoming", INTERACTION_COLUMNS))
+        for path in files
+    ]
+    if not frames:
+        return tables, []
+    interactions = pd.concat([tables.interactions, *frames], ignore_index=True)
+    return Tables(interactions, tables.items, tables.users), [str(path) for path in files]
+
+
 def existing_pseudonym_key(params: DataParams, root: Path = Path(".")) -> bytes | None:
     """The key from the environment, else from the workspace's secret file; None when neither exists."""
     from_env = os.environ.get(params.pseudonym_key_env)
@@ -155,6 +171,10 @@ def main() -> None:
         assert params.files is not None  # guaranteed by DataParams
         tables, sources = user_tables(params.files)
         keep_raw_copies(params.files, RAW_DIR / "files")
+    tables, incoming = append_incoming(tables, INCOMING_DIR)
+    if incoming:
+        sources["incoming"] = ", ".join(incoming)
+        print(f"ingest: appended the interactions of {len(incoming)} file(s) in {INCOMING_DIR}/", file=sys.stderr)
     if params.sample_users is not None:
         tables = sample_users(tables, params.sample_users, seed=SAMPLE_SEED)
     if params.pseudonymise:

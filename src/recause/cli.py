@@ -6,12 +6,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import yaml
 
-from recause.config import apply_overrides, merge_profile
 from recause.errors import RecauseError
 
 app = typer.Typer(
@@ -109,16 +108,9 @@ def run(
     try:
         root = find_workspace(workspace)
         configure_environment(root)
-        from tasks._io import load_params, update_params_file
+        from tasks._io import apply_params_updates, load_params
 
-        updates: dict[str, Any] = {}
-        if profile is not None:
-            if not profile.exists():
-                raise RecauseError(f"profile not found: {profile}")
-            updates = yaml.safe_load(profile.read_text(encoding="utf-8")) or {}
-        updates = merge_profile(updates, apply_overrides({}, set_))
-        if updates:
-            update_params_file(root / "params.yaml", updates)
+        apply_params_updates(root / "params.yaml", profile, set_)
         load_params(root / "params.yaml")  # fail fast, in one line, before anything runs
     except RecauseError as error:
         raise fail(error, 2) from None
@@ -262,6 +254,69 @@ def _print_one(served, history, column: int, k: int, n_reasons: int) -> None:  #
     if found.counterfactual_set:
         named = "; ".join(title[j] for j in found.counterfactual_set)
         console.print(f"  without these it leaves the top {k} (rank {found.rank_without_set}): {named}")
+
+
+DEFAULT_API_URL = "http://127.0.0.1:4200/api"
+
+
+@app.command()
+def serve(
+    profile: Annotated[
+        str | None, typer.Option(help="Default params profile of the pipeline deployment's form (workspace path).")
+    ] = None,
+    stage: Annotated[
+        list[str], typer.Option("--stage", help="Default stages of the pipeline deployment's form (repeatable).")
+    ] = [],  # noqa: B006
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Register and serve the deployments (pipeline, evaluate, retrain) on a running Prefect server.
+
+    Start the server first (`make server`); PREFECT_API_URL defaults to the local one. Ctrl-C stops.
+    """
+    try:
+        root = find_workspace(workspace)
+        os.environ.setdefault("PREFECT_API_URL", DEFAULT_API_URL)
+        configure_environment(root)
+        if profile is not None and not (root / profile).exists():
+            raise RecauseError(f"profile not found: {root / profile}")
+        from flows.deployments import serve_workspace
+    except RecauseError as error:
+        raise fail(error, 2) from None
+    serve_workspace(root, profile, list(stage) or None)
+
+
+@app.command()
+def retrain(
+    force: Annotated[bool, typer.Option(help="Train a challenger even if no new data arrived.")] = False,
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Run the retrain flow once: new data -> challenger -> gate -> promote or keep the champion."""
+    root = find_workspace(workspace)
+    configure_environment(root)
+    from flows.retrain import retrain as retrain_flow
+
+    state = retrain_flow(workspace=str(root), force=force, return_state=True)
+    if not state.is_completed():
+        raise fail(RuntimeError(state.message or "the retrain flow did not complete"), 1)
+    result = state.result()
+    typer.echo(f"retrain: {result['outcome']}" + (f" ({result['reason']})" if "reason" in result else ""))
+
+
+@app.command()
+def rollback(workspace: WorkspaceOption = Path(".")) -> None:
+    """Make the previous champion current again (its dvc.lock and outputs; committed when in git)."""
+    try:
+        root = find_workspace(workspace)
+        configure_environment(root)
+        from flows.retrain import rollback as rollback_champion
+
+        champion = rollback_champion(root, lambda line: typer.echo(line, err=True))
+    except RecauseError as error:
+        raise fail(error, 2) from None
+    value = "n/a" if champion.value is None else f"{champion.value:.4f}"
+    typer.echo(
+        f"champion is now the one accepted at {champion.accepted_at} ({champion.model} {champion.metric} {value})"
+    )
 
 
 @app.command()

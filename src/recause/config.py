@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from recause.causal.params import CausalParams
 from recause.errors import ParamsError
+from recause.operations.params import RetrainParams
 from recause.params_base import StrictModel
 
 SplitProtocol = Literal["random", "temporal"]
@@ -298,6 +299,7 @@ class Params(StrictModel):
     finetune: FinetuneParams = FinetuneParams()
     causal: CausalParams = CausalParams()
     orchestration: OrchestrationParams = OrchestrationParams()
+    retrain: RetrainParams = RetrainParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

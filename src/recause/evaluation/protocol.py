@@ -57,3 +57,37 @@ def evaluate_all(
                 progress=lambda it, s=split, n=name: progress(it, f"evaluate {n} on {s}"),
             )
     return results
+
+
+def evaluate_on_holdout(
+    model: Recommender,
+    items: IdIndex,
+    seen: dict[str, pd.DataFrame],
+    holdout: pd.DataFrame,
+    metric: str,
+    tie_seed: int = 0,
+) -> tuple[float, int]:
+    """``metric`` (e.g. 'ndcg@10') of one model on a holdout, and how many users it averaged over.
+
+    ``seen`` holds the model's own ``train`` (its input history) and ``valid`` part; both are
+    excluded from ranking, as in RecBole's test protocol. Holdout rows of items outside the
+    model's vocabulary are dropped, so two models are compared on rows both could rank.
+    """
+    name, _, k = metric.partition("@")
+    holdout = holdout[items.positions(holdout["item_id"]) >= 0]
+    frames = [seen["train"], seen["valid"], holdout]
+    users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in frames]))
+    known = {part: frame[items.positions(frame["item_id"]) >= 0] for part, frame in seen.items()}
+    train = interaction_matrix(known["train"], users, items)
+    truth = interaction_matrix(holdout, users, items)
+    n_users = int((np.asarray(truth.sum(axis=1)).ravel() > 0).sum())
+    value = evaluate_ranking(
+        model.score,
+        history=train,
+        excluded=train + interaction_matrix(known["valid"], users, items),
+        truth=truth,
+        ks=[int(k)],
+        metrics=[name],
+        priority=tie_priority(len(items), tie_seed),
+    )[metric]
+    return value, n_users

@@ -1,0 +1,1 @@
+"""Operating recause: scheduled retraining behind a champion/challenger gate, and rollback."""
