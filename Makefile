@@ -39,7 +39,8 @@ repro: $(VENV)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 server: $(VENV)/.installed
-	PREFECT_SERVER_API_HOST=127.0.0.1 $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 serve: $(VENV)/.installed
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/recause serve $(if $(PROFILE),--profile $(PROFILE))

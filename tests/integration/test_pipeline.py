@@ -24,7 +24,18 @@ STAGES = [
 ]  # fmt: skip
 # What a clone does not have: environments, tool state and every pipeline output.
 NOT_COPIED = shutil.ignore_patterns(
-    ".venv", ".git", ".dvc", ".prefect", ".recause", "__pycache__", ".pytest_cache", "*.egg-info", "dvc.lock"
+    ".venv",
+    ".venv-*",
+    ".git",
+    ".dvc",
+    ".prefect",
+    ".recause",
+    "__pycache__",
+    ".pytest_cache",
+    "*.egg-info",
+    "dvc.lock",
+    "checkpoints",
+    "test-artifacts",
 )
 
 pytestmark = pytest.mark.integration

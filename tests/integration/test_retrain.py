@@ -23,7 +23,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 NOT_COPIED = shutil.ignore_patterns(
-    ".venv", ".git", ".dvc", ".prefect", ".recause", "__pycache__", ".pytest_cache", "*.egg-info", "dvc.lock"
+    ".venv",
+    ".venv-*",
+    ".git",
+    ".dvc",
+    ".prefect",
+    ".recause",
+    "__pycache__",
+    ".pytest_cache",
+    "*.egg-info",
+    "dvc.lock",
+    "checkpoints",
+    "test-artifacts",
 )
 PROFILE = {
     "data": {"sample_users": 150},
