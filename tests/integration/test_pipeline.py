@@ -53,6 +53,8 @@ def workspace(
     shutil.copytree(ROOT, root, ignore=NOT_COPIED)
     for generated in ("data", "models", "metrics"):
         shutil.rmtree(root / generated, ignore_errors=True)
+    (root / "data/incoming").mkdir(parents=True)  # committed (its README), a dependency of ingest
+    shutil.copy2(ROOT / "data/incoming/README.md", root / "data/incoming")
     wheels = root / "data/external/wheels"
     wheels.mkdir(parents=True)
     for wheel in ml100k_wheel.parent.glob("*.whl"):  # recbole (MovieLens) and obp (Open Bandit)
