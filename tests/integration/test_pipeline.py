@@ -15,6 +15,7 @@ import pytest
 
 from recause.data.pseudonym import pseudonym
 from tasks._io import load_params
+from tests.integration.workspace_copy import NOT_COPIED
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -22,21 +23,6 @@ STAGES = [
     "ingest", "validate", "split", "train_baselines", "pretrain", "finetune", "embed", "evaluate", "ingest_bandit", "ope",
     "causal_discover", "causal_estimate", "refute", "explain", "uplift",
 ]  # fmt: skip
-# What a clone does not have: environments, tool state and every pipeline output.
-NOT_COPIED = shutil.ignore_patterns(
-    ".venv",
-    ".venv-*",
-    ".git",
-    ".dvc",
-    ".prefect",
-    ".recause",
-    "__pycache__",
-    ".pytest_cache",
-    "*.egg-info",
-    "dvc.lock",
-    "checkpoints",
-    "test-artifacts",
-)
 
 pytestmark = pytest.mark.integration
 

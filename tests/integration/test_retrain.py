@@ -20,22 +20,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.integration.workspace_copy import NOT_COPIED
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-NOT_COPIED = shutil.ignore_patterns(
-    ".venv",
-    ".venv-*",
-    ".git",
-    ".dvc",
-    ".prefect",
-    ".recause",
-    "__pycache__",
-    ".pytest_cache",
-    "*.egg-info",
-    "dvc.lock",
-    "checkpoints",
-    "test-artifacts",
-)
 PROFILE = {
     "data": {"sample_users": 150},
     "retrain": {"stages": ["train_baselines"], "gate": {"model": "ease", "metric": "ndcg@10"}},

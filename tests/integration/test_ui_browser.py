@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.workspace_copy import NOT_COPIED
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,10 +38,6 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 INSTALL = "apt-get install chromium chromium-driver"
 ARTIFACTS = Path(os.environ.get("RECAUSE_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ui"
 PROFILE = "tests/profiles/tiny.yaml"
-# What a clone does not have: environments, tool state; pipeline outputs are left out at the top level.
-NOT_COPIED = shutil.ignore_patterns(
-    ".venv", ".venv-*", ".git", ".dvc", ".prefect", ".recause", "__pycache__", ".pytest_cache", "*.egg-info", "dvc.lock"
-)
 OUTPUTS = {"data", "models", "metrics", "checkpoints", "test-artifacts"}
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 UI_WAIT_S = 30
