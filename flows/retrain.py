@@ -79,10 +79,16 @@ def push_and_commit(root: Path, message: str, remote: str, remote_name: str, com
     if pushed.returncode != 0:
         raise RuntimeError(f"dvc push to {url} failed: {pushed.stderr.strip()[-500:]}")
     log(f"champion artifacts pushed to the DVC remote '{remote_name}' ({url})")
-    if not commit or not (root / ".git").exists():
+    if commit:
+        commit_pointer(root, ["dvc.lock", "params.yaml", str(REGISTRY)], message, log)
+
+
+def commit_pointer(root: Path, paths: list[str], message: str, log: Log) -> None:
+    """Commit the champion pointer and what it points through, when the workspace is a git repository."""
+    if not (root / ".git").exists():
         return
     git = ["git", "-c", "user.name=recause retrain", "-c", "user.email=retrain@recause.local"]
-    subprocess.run([*git, "add", "dvc.lock", "params.yaml", str(REGISTRY)], cwd=root, check=True, capture_output=True)
+    subprocess.run([*git, "add", *paths], cwd=root, check=True, capture_output=True)
     done = subprocess.run([*git, "commit", "-q", "-m", message], cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         log(f"git commit skipped: {(done.stdout + done.stderr).strip()[-300:]}")
@@ -173,10 +179,8 @@ def retrain(workspace: str = ".", force: bool = False) -> dict[str, object] | St
             )
             write_registry(root, promoted(registry, new))
             message = f"retrain: promote challenger ({gate.model} {gate.metric} {decision.challenger:.4f})"
-            retrain_remote = params.retrain
-            push_and_commit(
-                root, message, retrain_remote.remote, retrain_remote.remote_name, retrain_remote.commit, logger.info
-            )
+            settings = params.retrain
+            push_and_commit(root, message, settings.remote, settings.remote_name, settings.commit, logger.info)
         else:
             assert champion is not None  # the first run is always promoted
             restore_outputs(root, champion, logger.info)
@@ -193,10 +197,7 @@ def rollback(root: Path, log: Log) -> Champion:
         assert registry.current is not None
         restore_outputs(root, registry.current, log)
         write_registry(root, registry)
-        params = load_params(root / "params.yaml").retrain
-        if params.commit and (root / ".git").exists():
-            git = ["git", "-c", "user.name=recause retrain", "-c", "user.email=retrain@recause.local"]
-            subprocess.run([*git, "add", "dvc.lock", str(REGISTRY)], cwd=root, check=True, capture_output=True)
+        if load_params(root / "params.yaml").retrain.commit:
             message = f"rollback: champion accepted at {registry.current.accepted_at}"
-            subprocess.run([*git, "commit", "-q", "-m", message], cwd=root, capture_output=True)
+            commit_pointer(root, ["dvc.lock", str(REGISTRY)], message, log)
         return registry.current
