@@ -13,14 +13,16 @@ import torch
 
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.errors import InputDataError
-from recause.models.language.encoder import TextEncoder, load_tokenizer, resolve_checkpoint, tokenize
+from recause.models.language.encoder import TextEncoder, embed_corpus, load_tokenizer, resolve_checkpoint, tokenize
 from recause.models.language.finetune import (
+    CollaborativeHead,
     TwoTower,
     TwoTowerObjective,
     cold_start_validator,
     hold_out_items,
     next_item_examples,
 )
+from recause.models.language.projection import fit_retrieval_projection
 from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json
 from tasks._training import ITEMS, file_digest, item_texts, run_training, runtime, save_loss_plot
 
@@ -42,10 +44,12 @@ def main() -> None:
     rows = index.positions(interactions["item_id"].to_numpy())
     if (rows < 0).any():
         raise InputDataError(f"{TRAIN}: {(rows < 0).sum()} interactions name items without text in {ITEMS}")
-    validator = None
+    validator, held_out = None, interactions.iloc[:0]
+    users = IdIndex.from_values(interactions["user_id"])
     if train_params.validation_item_fraction > 0:
         interactions, held_out = hold_out_items(interactions, train_params.validation_item_fraction, train_params.seed)
         rows = index.positions(interactions["item_id"].to_numpy())
+    history, held_out_matrix = (interaction_matrix(frame, users, index) for frame in (interactions, held_out))
     examples = next_item_examples(interactions, rows, len(items), train_params.history_length)
     if len(examples.targets) < 2:
         raise InputDataError(f"{TRAIN}: fewer than 2 (history, next item) examples: nothing to fine-tune on")
@@ -57,11 +61,12 @@ def main() -> None:
     encoder.train_top_layers(train_params.trainable_layers)
     dim = int(encoder.backbone.config.hidden_size)
     model = TwoTower(encoder, dim, len(items)).to(device)
+    collaborative = train_params.retrieval_head == "collaborative"
     if train_params.validation_item_fraction > 0:
-        users = IdIndex.from_values(interactions["user_id"])
         validator = cold_start_validator(
-            model, corpus, interaction_matrix(interactions, users, index), interaction_matrix(held_out, users, index),
-            device, train_params.temperature, encoder_params.batch_size,
+            model, corpus, history, held_out_matrix, device, train_params.temperature, encoder_params.batch_size,
+            collaborative=CollaborativeHead(train_params.projection_regs, train_params.projection_item_reg)
+            if collaborative else None,
         )  # fmt: skip
     objective = TwoTowerObjective(
         model, corpus, examples, device, train_params.batch_size, train_params.temperature,
@@ -80,13 +85,22 @@ def main() -> None:
         "finetune", objective, optimizer, train_params, len(examples.targets), depends_on, device, dtype, validator
     )
     result, steps = run.result, run.steps
+    heads, projection = model.heads(), {}
+    if collaborative:
+        embeddings = embed_corpus(encoder, corpus, encoder_params.batch_size, device)
+        heads["retrieval_projection"], projection = fit_retrieval_projection(
+            embeddings, history, held_out_matrix, train_params.projection_regs, train_params.projection_item_reg
+        )
 
     with atomic_path(OUTPUT) as tmp:
         encoder.save(tmp / "encoder", tokenizer)
         from safetensors.numpy import save_file
 
-        save_file(model.heads(), str(tmp / "two_tower.safetensors"))
-        write_json(tmp / "two_tower.json", {"temperature": train_params.temperature, "dim": dim})
+        save_file(heads, str(tmp / "two_tower.safetensors"))
+        write_json(
+            tmp / "two_tower.json",
+            {"temperature": train_params.temperature, "dim": dim, "retrieval_head": train_params.retrieval_head},
+        )
     save_loss_plot(result, PLOT, "finetune: two-tower sampled-softmax loss (logQ-corrected)")
     write_json(
         METRICS,
@@ -98,6 +112,8 @@ def main() -> None:
             "validation_ndcg@10": {str(step): round(score, 6) for step, score in result.validation},
             "best_step": result.best_step,
             "items_with_events": int(np.isfinite(examples.item_log_share).sum()),
+            "retrieval_head": train_params.retrieval_head,
+            **({"collaborative_projection": projection} if projection else {}),
         },
     )
     print(

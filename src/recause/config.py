@@ -11,7 +11,7 @@ import copy
 from typing import Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
 
 from recause.causal.params import CausalParams
 from recause.errors import ParamsError
@@ -219,6 +219,18 @@ class FinetuneParams(TrainingParams):
         default=0.1, ge=0.0, lt=1.0, description="Items held out of training to validate cold start (0: no validation)."
     )
     validate_every: int = Field(default=25, ge=1, description="Steps between validations; the best step is kept.")
+    retrieval_head: Literal["collaborative", "learned"] = Field(
+        default="collaborative",
+        description="lm_retrieval's projection: fitted in closed form to EASE item-item weights, or the SGD head.",
+    )
+    projection_regs: list[PositiveFloat] = Field(
+        default=[0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+        min_length=1,
+        description="Ridge strengths tried for the collaborative projection; the best on validation items is kept.",
+    )
+    projection_item_reg: PositiveFloat = Field(
+        default=250.0, description="EASE regularisation of the item-item weights the projection reproduces."
+    )
 
 
 EstimatorName = Literal["replay", "ipw", "snipw", "dm", "dr", "sndr", "switch_dr", "dr_os"]

@@ -12,6 +12,8 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 import pytest
+import yaml
+from safetensors.numpy import load_file
 
 from recause.data.pseudonym import pseudonym
 from tasks._io import load_params
@@ -95,6 +97,12 @@ def test_flow_runs_every_stage_and_writes_every_output(workspace: tuple[Path, di
     assert ranking["cold"]["tfidf_knn"]["hit@20"] > 0
     pretrain = json.loads((root / "metrics/pretrain.json").read_text())
     assert pretrain["objective"] == "simcse" and pretrain["steps"] == 2  # MiniLM-L6 has no MLM head
+    projection = json.loads((root / "metrics/finetune.json").read_text())["collaborative_projection"]
+    params = yaml.safe_load((root / "params.yaml").read_text())["finetune"]
+    assert projection["reg"] in params["projection_regs"]  # chosen on the validation items, then refitted
+    assert set(projection["validation_ndcg@10"]) == {str(float(reg)) for reg in params["projection_regs"]}
+    heads = load_file(str(root / "models/finetuned/two_tower.safetensors"))
+    assert heads["retrieval_projection"].shape == (384, 384)  # what evaluate's lm_retrieval scores with
     embed = json.loads((root / "metrics/embed.json").read_text())
     n_items = len(pd.read_parquet(root / "data/validated/items.parquet"))
     assert embed["items"] == n_items and embed["items_per_second"] > 0  # every item, cold ones included

@@ -4,7 +4,8 @@ Both models score any item that has text, so they can recommend items nobody has
 - ``tfidf_knn``: TF-IDF vectors of the item text; the user is the normalised sum of the vectors
   of their history, scored by cosine (the same as summing item-item cosine neighbours).
 - ``lm_retrieval``: the fine-tuned language model's item embeddings; the user is the mean
-  history embedding through the two-tower's learned projection, scored like in training
+  history embedding through a projection: by default the collaborative projection fitted after
+  fine-tuning (``projection.py``), else the two-tower's learnt one, scored like in training
   (cosine / temperature + the item-bias head).
 """
 
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 from recause.models.base import Recommender, require_fitted
 
 
-def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
+def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)
 
@@ -48,7 +49,7 @@ class TfidfKNN(Recommender):
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         require_fitted(self.vectors, self.name)
-        users = _normalise_rows(_mean_profile(history, self.vectors))
+        users = normalise_rows(_mean_profile(history, self.vectors))
         return np.asarray((self.vectors @ users.T).T, dtype=np.float32)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -88,11 +89,11 @@ class LMRetrieval(Recommender):
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         require_fitted(self.embeddings, self.name)
-        items = _normalise_rows(self.embeddings)
+        items = normalise_rows(self.embeddings)
         users = _mean_profile(history, self.embeddings)
         if self.projection is not None:
             users = users @ self.projection.T + (0.0 if self.projection_bias is None else self.projection_bias)
-        scores = _normalise_rows(users) @ items.T / self.temperature
+        scores = normalise_rows(users) @ items.T / self.temperature
         if self.item_bias is not None:
             scores = scores + self.item_bias[None, :]
         return scores.astype(np.float32)
@@ -121,9 +122,17 @@ class LMRetrieval(Recommender):
         )
 
 
+def projected_retrieval(embeddings: np.ndarray, projection: np.ndarray) -> LMRetrieval:
+    """``lm_retrieval`` scoring (pooled history)^T W (item): no item bias, unit temperature."""
+    return LMRetrieval(np.asarray(embeddings, dtype=np.float32), np.asarray(projection, dtype=np.float32).T)
+
+
 def lm_retrieval_from_heads(embeddings: np.ndarray, heads: dict[str, np.ndarray], temperature: float) -> LMRetrieval:
-    """``lm_retrieval`` from item embeddings and the two-tower heads (as saved by `finetune`)."""
-    item_bias = _normalise_rows(embeddings) @ heads["item_bias.weight"].ravel() + heads["item_bias.bias"][0]
+    """``lm_retrieval`` from item embeddings and the heads saved by `finetune`: the collaborative
+    projection when it was fitted, else the two-tower's learnt projection and item bias."""
+    if "retrieval_projection" in heads:
+        return projected_retrieval(embeddings, heads["retrieval_projection"])
+    item_bias = normalise_rows(embeddings) @ heads["item_bias.weight"].ravel() + heads["item_bias.bias"][0]
     return LMRetrieval(
         embeddings, heads["user_projection.weight"], heads["user_projection.bias"], item_bias, temperature
     )
