@@ -117,3 +117,27 @@ def test_fit_retrieval_projection_refits_on_the_validation_items_too() -> None:
     _, without = fit_retrieval_projection(embeddings, train, None, [5.0, 0.5], item_reg=1.0)
     assert without["reg"] == 5.0 and "validation_ndcg@10" not in without
     assert without["items_fitted"] == int((~held).sum())
+
+
+def test_lm_retrieval_from_heads_scores_with_the_projection_when_finetune_saved_one() -> None:
+    rng = np.random.default_rng(4)
+    embeddings = normalise_rows(rng.normal(size=(7, 5)))
+    learned = {
+        "user_projection.weight": rng.normal(size=(5, 5)),
+        "user_projection.bias": rng.normal(size=5),
+        "item_bias.weight": rng.normal(size=(1, 5)),
+        "item_bias.bias": rng.normal(size=1),
+    }
+    projection = rng.normal(size=(5, 5))
+    history = sp.csr_matrix(np.array([[1, 0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1]], dtype=np.float32))
+    collaborative = lm_retrieval_from_heads(embeddings, {**learned, "retrieval_projection": projection}, 0.05)
+    expected = (history @ embeddings) @ projection @ embeddings.T  # (sum of history)^T W e_item
+    scores = collaborative.score(history)
+    for user in range(2):  # the same ranking: equal up to a positive per-user scale
+        ratio = scores[user] / expected[user]
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+        assert ratio[0] > 0
+    fallback = lm_retrieval_from_heads(embeddings, learned, 0.05)  # retrieval_head: learned
+    bias = embeddings @ learned["item_bias.weight"].ravel() + learned["item_bias.bias"][0]
+    np.testing.assert_allclose(fallback.item_bias, bias, rtol=1e-6)
+    assert not np.allclose(np.argsort(fallback.score(history)), np.argsort(scores))
