@@ -20,7 +20,7 @@ from recause.evaluation.protocol import evaluate_all
 from recause.evaluation.report import ranking_figure
 from recause.models.base import Recommender
 from recause.models.baselines import BASELINES, Pop
-from recause.models.language.retrieval import LMRetrieval, TfidfKNN, lm_retrieval_from_heads
+from recause.models.language.retrieval import TfidfKNN, lm_retrieval_from_heads
 from tasks._io import atomic_path, load_model, load_params, read_parquet, require_file, run_stage, write_json
 from tasks._training import item_texts
 
@@ -37,7 +37,7 @@ def read_parts(directory: Path, names: tuple[str, ...]) -> dict[str, pd.DataFram
     return {name: read_parquet(directory / f"{name}.parquet", f"{name} part ({directory})") for name in names}
 
 
-def lm_retrieval(items: IdIndex) -> LMRetrieval:
+def lm_retrieval(items: IdIndex) -> Recommender:
     """Item embeddings from `embed`, aligned to ``items``, with the two-tower heads from `finetune`."""
     from safetensors import safe_open
     from safetensors.numpy import load_file

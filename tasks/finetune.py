@@ -13,16 +13,15 @@ import torch
 
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.errors import InputDataError
+from recause.models.language.collaborative_head import HeadGrid, fit_collaborative_head
 from recause.models.language.encoder import TextEncoder, embed_corpus, load_tokenizer, resolve_checkpoint, tokenize
 from recause.models.language.finetune import (
-    CollaborativeHead,
     TwoTower,
     TwoTowerObjective,
     cold_start_validator,
     hold_out_items,
     next_item_examples,
 )
-from recause.models.language.projection import fit_retrieval_projection
 from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json
 from tasks._training import ITEMS, file_digest, item_texts, run_training, runtime, save_loss_plot
 
@@ -62,11 +61,11 @@ def main() -> None:
     dim = int(encoder.backbone.config.hidden_size)
     model = TwoTower(encoder, dim, len(items)).to(device)
     collaborative = train_params.retrieval_head == "collaborative"
+    head_grid = HeadGrid(**train_params.collaborative_head.model_dump())
     if train_params.validation_item_fraction > 0:
         validator = cold_start_validator(
             model, corpus, history, held_out_matrix, device, train_params.temperature, encoder_params.batch_size,
-            collaborative=CollaborativeHead(train_params.projection_regs, train_params.projection_item_reg)
-            if collaborative else None,
+            collaborative=head_grid if collaborative else None,
         )  # fmt: skip
     objective = TwoTowerObjective(
         model, corpus, examples, device, train_params.batch_size, train_params.temperature,
@@ -85,12 +84,11 @@ def main() -> None:
         "finetune", objective, optimizer, train_params, len(examples.targets), depends_on, device, dtype, validator
     )
     result, steps = run.result, run.steps
-    heads, projection = model.heads(), {}
+    heads, head_summary = model.heads(), {}
     if collaborative:
         embeddings = embed_corpus(encoder, corpus, encoder_params.batch_size, device)
-        heads["retrieval_projection"], projection = fit_retrieval_projection(
-            embeddings, history, held_out_matrix, train_params.projection_regs, train_params.projection_item_reg
-        )
+        head, head_summary = fit_collaborative_head(embeddings, history, held_out_matrix, head_grid)
+        heads |= head.heads()
 
     with atomic_path(OUTPUT) as tmp:
         encoder.save(tmp / "encoder", tokenizer)
@@ -113,7 +111,7 @@ def main() -> None:
             "best_step": result.best_step,
             "items_with_events": int(np.isfinite(examples.item_log_share).sum()),
             "retrieval_head": train_params.retrieval_head,
-            **({"collaborative_projection": projection} if projection else {}),
+            **({"collaborative_head": head_summary} if head_summary else {}),
         },
     )
     print(

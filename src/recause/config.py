@@ -201,6 +201,23 @@ class PretrainParams(TrainingParams):
     mlm_probability: float = Field(default=0.15, gt=0.0, lt=1.0)
 
 
+class CollaborativeHeadParams(StrictModel):
+    """lm_retrieval's collaborative head (``collaborative_head.py``); (gamma, reg) chosen on validation items."""
+
+    gammas: list[PositiveFloat] = Field(
+        default=[1.0, 2.0, 5.0, 10.0, 20.0],
+        min_length=1,
+        description="RBF sharpness on the sphere: larger is more local.",
+    )
+    regs: list[PositiveFloat] = Field(
+        default=[0.03, 0.1, 0.3, 1.0, 3.0], min_length=1, description="Kernel ridge strengths: larger is smoother."
+    )
+    item_reg: PositiveFloat = Field(default=250.0, description="EASE regularisation of the item-item weights fitted.")
+    max_anchors: int = Field(
+        default=4000, ge=1, description="Most-consumed items the head is fitted on (dense m x m solves above it)."
+    )
+
+
 class FinetuneParams(TrainingParams):
     """Two-tower behaviour fine-tuning: user history -> next item, in-batch negatives, logQ correction."""
 
@@ -221,16 +238,9 @@ class FinetuneParams(TrainingParams):
     validate_every: int = Field(default=25, ge=1, description="Steps between validations; the best step is kept.")
     retrieval_head: Literal["collaborative", "learned"] = Field(
         default="collaborative",
-        description="lm_retrieval's projection: fitted in closed form to EASE item-item weights, or the SGD head.",
+        description="lm_retrieval's head: a kernel ridge map to EASE item-item weights, or the two-tower's SGD head.",
     )
-    projection_regs: list[PositiveFloat] = Field(
-        default=[0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
-        min_length=1,
-        description="Ridge strengths tried for the collaborative projection; the best on validation items is kept.",
-    )
-    projection_item_reg: PositiveFloat = Field(
-        default=250.0, description="EASE regularisation of the item-item weights the projection reproduces."
-    )
+    collaborative_head: CollaborativeHeadParams = Field(default_factory=lambda: CollaborativeHeadParams())
 
 
 EstimatorName = Literal["replay", "ipw", "snipw", "dm", "dr", "sndr", "switch_dr", "dr_os"]

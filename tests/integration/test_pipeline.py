@@ -97,12 +97,13 @@ def test_flow_runs_every_stage_and_writes_every_output(workspace: tuple[Path, di
     assert ranking["cold"]["tfidf_knn"]["hit@20"] > 0
     pretrain = json.loads((root / "metrics/pretrain.json").read_text())
     assert pretrain["objective"] == "simcse" and pretrain["steps"] == 2  # MiniLM-L6 has no MLM head
-    projection = json.loads((root / "metrics/finetune.json").read_text())["collaborative_projection"]
-    params = yaml.safe_load((root / "params.yaml").read_text())["finetune"]
-    assert projection["reg"] in params["projection_regs"]  # chosen on the validation items, then refitted
-    assert set(projection["validation_ndcg@10"]) == {str(float(reg)) for reg in params["projection_regs"]}
+    head = json.loads((root / "metrics/finetune.json").read_text())["collaborative_head"]
+    grid = yaml.safe_load((root / "params.yaml").read_text())["finetune"]["collaborative_head"]
+    assert head["gamma"] in grid["gammas"] and head["reg"] in grid["regs"]  # chosen on validation, refitted
+    assert len(head["validation_ndcg@10"]) == len(grid["gammas"]) * len(grid["regs"])
     heads = load_file(str(root / "models/finetuned/two_tower.safetensors"))
-    assert heads["retrieval_projection"].shape == (384, 384)  # what evaluate's lm_retrieval scores with
+    anchors = head["anchors"]  # what evaluate's lm_retrieval scores with:
+    assert heads["retrieval_anchors"].shape == (anchors, 384) and heads["retrieval_weights"].shape == (anchors,) * 2
     embed = json.loads((root / "metrics/embed.json").read_text())
     n_items = len(pd.read_parquet(root / "data/validated/items.parquet"))
     assert embed["items"] == n_items and embed["items_per_second"] > 0  # every item, cold ones included

@@ -23,8 +23,8 @@ from torch import nn
 
 from recause.data.split import cold_items
 from recause.evaluation.ranking import evaluate_ranking
+from recause.models.language.collaborative_head import HeadGrid, select_head
 from recause.models.language.encoder import Corpus, TextEncoder, embed_corpus
-from recause.models.language.projection import select_projection
 from recause.models.language.retrieval import lm_retrieval_from_heads
 
 
@@ -115,14 +115,6 @@ class TwoTower(nn.Module):
         return {name: tensor.detach().float().cpu().numpy() for name, tensor in named.items()}
 
 
-@dataclass(frozen=True)
-class CollaborativeHead:
-    """Validate with the closed-form collaborative projection (``projection.py``) instead of the SGD head."""
-
-    regs: list[float]
-    item_reg: float
-
-
 def cold_start_validator(
     model: TwoTower,
     corpus: Corpus,
@@ -132,20 +124,21 @@ def cold_start_validator(
     temperature: float,
     batch_size: int = 256,
     k: int = 10,
-    collaborative: CollaborativeHead | None = None,
+    collaborative: HeadGrid | None = None,
 ) -> Callable[[], float]:
     """NDCG@k of ``lm_retrieval`` with the current weights, ranking only the truth's (held-out) items.
 
-    With ``collaborative``, the projection is fitted to ``history`` at every validation (best of
-    its regs), so early stopping picks the encoder that serves the head ``evaluate`` will use.
+    With ``collaborative`` (its grid), the collaborative head is fitted to ``history`` at every
+    validation (best of the grid), so early stopping picks the encoder that serves the head
+    ``evaluate`` will use.
     """
     candidates = np.asarray(truth.sum(axis=0)).ravel() > 0
 
     def validate() -> float:
         embeddings = embed_corpus(model.encoder, corpus, batch_size, device)
         if collaborative is not None:
-            choice = select_projection(embeddings, history, truth, collaborative.regs, collaborative.item_reg, k)
-            return choice.validation[choice.reg]
+            choice = select_head(embeddings, history, truth, collaborative, k)
+            return choice.validation[(choice.gamma, choice.reg)]
         retrieval = lm_retrieval_from_heads(embeddings, model.heads(), temperature)
         metrics = evaluate_ranking(retrieval.score, history, history, truth, [k], ["ndcg"], candidates=candidates)
         return metrics[f"ndcg@{k}"]

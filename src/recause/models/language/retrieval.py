@@ -3,10 +3,10 @@
 Both models score any item that has text, so they can recommend items nobody has interacted with:
 - ``tfidf_knn``: TF-IDF vectors of the item text; the user is the normalised sum of the vectors
   of their history, scored by cosine (the same as summing item-item cosine neighbours).
-- ``lm_retrieval``: the fine-tuned language model's item embeddings; the user is the mean
-  history embedding through a projection: by default the collaborative projection fitted after
-  fine-tuning (``projection.py``), else the two-tower's learnt one, scored like in training
-  (cosine / temperature + the item-bias head).
+- ``lm_retrieval``: the fine-tuned language model's item embeddings. By default through the
+  collaborative kernel head fitted after fine-tuning (``KernelRetrieval``, ``collaborative_head.py``);
+  else the user is the mean history embedding through the two-tower's learnt projection, scored
+  like in training (cosine / temperature + the item-bias head).
 """
 
 from __future__ import annotations
@@ -122,16 +122,72 @@ class LMRetrieval(Recommender):
         )
 
 
-def projected_retrieval(embeddings: np.ndarray, projection: np.ndarray) -> LMRetrieval:
-    """``lm_retrieval`` scoring (pooled history)^T W (item): no item bias, unit temperature."""
-    return LMRetrieval(np.asarray(embeddings, dtype=np.float32), np.asarray(projection, dtype=np.float32).T)
+def rbf_features(embeddings: np.ndarray, anchors: np.ndarray, gamma: float) -> np.ndarray:
+    """``exp(gamma * (cos(e, anchor) - 1))`` for every row of ``embeddings`` against every anchor
+    (rows unit length): the RBF kernel ``exp(-gamma/2 |e - anchor|^2)`` on the sphere."""
+    return np.exp(gamma * (normalise_rows(embeddings) @ anchors.T - 1.0))
 
 
-def lm_retrieval_from_heads(embeddings: np.ndarray, heads: dict[str, np.ndarray], temperature: float) -> LMRetrieval:
+class KernelRetrieval(Recommender):
+    """``lm_retrieval`` through the collaborative head: ``score(u, i) = phi(u)^T W phi(e_i)`` with
+    ``phi`` the RBF features of an embedding against the anchors and ``phi(u)`` the mean over the
+    user's history (see ``collaborative_head.py``). Any item with text is scored, cold ones too."""
+
+    name = "lm_retrieval"
+    HEAD_KEYS = ("retrieval_anchors", "retrieval_weights", "retrieval_gamma")
+
+    def __init__(
+        self,
+        embeddings: np.ndarray | None = None,
+        anchors: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        gamma: float = 1.0,
+    ):
+        self.embeddings = embeddings  # (n_items, d) from the `embed` stage
+        self.anchors = anchors  # (m, d) unit-length embeddings of the anchor items
+        self.weights = weights  # (m, m) W
+        self.gamma = gamma
+        self._features: np.ndarray | None = None
+
+    def fit(self, train: sp.csr_matrix) -> Self:
+        require_fitted(self.weights, self.name)  # fitted by the finetune stage
+        return self
+
+    def item_features(self) -> np.ndarray:
+        require_fitted(self.weights, self.name)
+        if self._features is None:
+            self._features = rbf_features(self.embeddings, self.anchors, self.gamma).astype(np.float32)
+        return self._features
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        features = self.item_features()
+        users = _mean_profile(history, features)
+        return ((users @ self.weights) @ features.T).astype(np.float32)
+
+    def heads(self) -> dict[str, np.ndarray]:
+        """The head as the arrays `finetune` saves next to the two-tower's weights."""
+        require_fitted(self.weights, self.name)
+        return dict(zip(self.HEAD_KEYS, (self.anchors, self.weights, np.array([self.gamma], np.float32)), strict=True))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"embeddings": self.embeddings, **self.heads()}
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        anchors, weights, gamma = (arrays[key] for key in cls.HEAD_KEYS)
+        return cls(arrays["embeddings"], anchors, weights, float(gamma[0]))
+
+
+def lm_retrieval_from_heads(
+    embeddings: np.ndarray, heads: dict[str, np.ndarray], temperature: float
+) -> KernelRetrieval | LMRetrieval:
     """``lm_retrieval`` from item embeddings and the heads saved by `finetune`: the collaborative
-    projection when it was fitted, else the two-tower's learnt projection and item bias."""
-    if "retrieval_projection" in heads:
-        return projected_retrieval(embeddings, heads["retrieval_projection"])
+    head when it was fitted, else the two-tower's learnt projection and item bias."""
+    if all(key in heads for key in KernelRetrieval.HEAD_KEYS):
+        return KernelRetrieval.from_state({}, {"embeddings": embeddings, **heads})
     item_bias = normalise_rows(embeddings) @ heads["item_bias.weight"].ravel() + heads["item_bias.bias"][0]
     return LMRetrieval(
         embeddings, heads["user_projection.weight"], heads["user_projection.bias"], item_bias, temperature
