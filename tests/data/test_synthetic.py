@@ -73,6 +73,12 @@ def test_users_near_the_whole_catalogue_still_get_distinct_items() -> None:
     assert events["item_id"].between(0, spec.n_items - 1).all()
 
 
+def test_every_topic_has_items_even_when_topics_nearly_outnumber_them() -> None:
+    # 2,000 topics for 2,000 items: drawn at random, about a third of the topics would be empty
+    events = synthetic_tables(SyntheticSpec(20_000, n_topics=2_000)).interactions
+    assert len(events) == 20_000 and not events.duplicated(["user_id", "item_id"]).any()
+
+
 def test_the_items_become_canonical_items_with_text() -> None:
     items = canonical("items", synthetic_tables(SyntheticSpec(5_000)).items)
     assert items["text"].str.len().min() > 0

@@ -71,7 +71,7 @@ class SyntheticSpec:
 def synthetic_tables(spec: SyntheticSpec) -> Tables:
     """Interactions, items and users drawn from ``spec`` (see the module docstring)."""
     rng = np.random.default_rng(spec.seed)
-    item_topic = rng.integers(0, spec.n_topics, spec.n_items)
+    item_topic = rng.permutation(np.arange(spec.n_items) % spec.n_topics)  # dealt out: no topic is empty
     popularity = (1.0 + rng.permutation(spec.n_items)) ** -spec.popularity_exponent
     user_topic = rng.integers(0, spec.n_topics, spec.n_users)
     users, items = _events(spec, rng, item_topic, popularity, user_topic)
@@ -105,15 +105,15 @@ def _events(
         if not owed.any():
             break
         users = np.repeat(np.arange(spec.n_users), owed * 2)  # oversample: duplicates are common for power users
-        items = np.searchsorted(global_cdf, rng.random(len(users)))
+        items = _draw(global_cdf, rng.random(len(users)))
         from_taste = np.flatnonzero(rng.random(len(users)) < spec.taste)
         topics = user_topic[users[from_taste]]
         order = np.argsort(topics, kind="stable")
         bounds = np.searchsorted(topics[order], np.arange(spec.n_topics + 1))
         for topic in range(spec.n_topics):
             rows = from_taste[order[bounds[topic] : bounds[topic + 1]]]
-            items[rows] = by_topic[topic][np.searchsorted(topic_cdf[topic], rng.random(len(rows)))]
-        keys = _sorted_unique(users * spec.n_items + np.minimum(items, spec.n_items - 1))
+            items[rows] = by_topic[topic][_draw(topic_cdf[topic], rng.random(len(rows)))]
+        keys = _sorted_unique(users * spec.n_items + items)
         keys = keys[~_contains(have, keys)]
         keys = keys[rng.permutation(len(keys))]  # which duplicates survive must not favour low item ids
         rank = _rank_within(keys // spec.n_items)
@@ -143,6 +143,11 @@ def _user_counts(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
         share = np.where(room, activity, 0.0)
         counts = np.minimum(counts + rng.multinomial(left, share / share.sum()), spec.n_items)
     return counts
+
+
+def _draw(cdf: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws; clipped because the last cumulative share can round to just below 1."""
+    return np.minimum(np.searchsorted(cdf, uniform), len(cdf) - 1)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
