@@ -1,4 +1,4 @@
-"""Stage `ingest`: MovieLens-100K from the recbole wheel (or the user's files) -> canonical tables.
+"""Stage `ingest`: MovieLens-100K from the recbole wheel (or the user's files, or synthetic logs) -> tables.
 
 Raw files (with raw user ids) live in ``data/raw`` and are never overwritten: the wheel fills in
 only what is missing, so an edited or corrupted raw file is what the pipeline reads (and the
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from recause.config import DataParams, TableFile, UserFiles, WheelSource
+from recause.config import DataParams, SyntheticParams, TableFile, UserFiles, WheelSource
 from recause.data.movielens import ATOMIC_FILES, movielens_tables, parse_atomic
 from recause.data.pseudonym import pseudonymise_tables
 from recause.data.reader import read_delimited
 from recause.data.sampling import sample_users
 from recause.data.schemas import INTERACTION_COLUMNS, Tables, require_columns
+from recause.data.synthetic import SyntheticSpec, synthetic_tables
 from recause.data.tables import canonical
 from recause.errors import InputDataError
 from tasks._io import atomic_path, load_params, run_stage, write_json, write_parquet
@@ -163,10 +164,20 @@ def pseudonym_key(params: DataParams) -> bytes:
     return path.read_text(encoding="utf-8").strip().encode("utf-8")
 
 
+def generated_tables(params: SyntheticParams) -> tuple[Tables, dict[str, str]]:
+    """Synthetic MovieLens-like tables; the spec stands in for a source file (it is all they depend on)."""
+    drawn = synthetic_tables(SyntheticSpec(**params.model_dump()))
+    tables = Tables(*(canonical(name, getattr(drawn, name)) for name in ("interactions", "items", "users")))
+    spec = ", ".join(f"{key}={value}" for key, value in params.model_dump().items())
+    return tables, {table: f"synthetic({spec})" for table in ("interactions", "items", "users")}
+
+
 def main() -> None:
     params = load_params().data
     if params.source == "movielens100k":
         tables, sources = load_movielens(params.movielens100k, RAW_DIR / "ml-100k")
+    elif params.source == "synthetic":
+        tables, sources = generated_tables(params.synthetic)
     else:
         assert params.files is not None  # guaranteed by DataParams
         tables, sources = user_tables(params.files)

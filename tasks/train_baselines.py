@@ -1,4 +1,4 @@
-"""Stage `train_baselines`: fit Pop, ItemKNN and EASE on the train part only."""
+"""Stage `train_baselines`: fit Pop, ItemKNN and EASE (up to `models.ease.max_items` items) on the train part only."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.models.baselines import EASE, ItemKNN, Pop
+from recause.models.baselines.ease import ease_fits
 from tasks._io import atomic_path, load_params, read_parquet, run_stage, save_model
 
 TRAIN = Path("data/processed/train.parquet")
@@ -21,7 +22,14 @@ def main() -> None:
     items = IdIndex.from_values(read_parquet(ITEMS, "items table")["item_id"])
     users = IdIndex.from_values(train["user_id"])
     matrix = interaction_matrix(train, users, items)
-    models = [Pop(), ItemKNN(params.itemknn), EASE(params.ease)]
+    models = [Pop(), ItemKNN(params.itemknn)]
+    if ease_fits(len(items), params.ease):
+        models.append(EASE(params.ease))
+    else:
+        print(
+            f"train_baselines: EASE skipped: {len(items):,} items exceed models.ease.max_items "
+            f"{params.ease.max_items:,} (its dense item x item solve grows with the cube of the catalogue)"
+        )
     with atomic_path(MODELS_DIR) as tmp:
         tmp.mkdir(parents=True)
         for model in models:

@@ -45,10 +45,23 @@ class UserFiles(StrictModel):
     users: TableFile | None = None
 
 
+class SyntheticParams(StrictModel):
+    """MovieLens-like logs of any size (``recause.data.synthetic``): scale tests without real data."""
+
+    interactions: int = Field(default=100_000, ge=1_000, description="Distinct (user, item) events generated.")
+    seed: int = 0
+    n_topics: int = Field(default=20, ge=1, description="Latent tastes; item text and user choices share them.")
+    taste: float = Field(default=0.6, ge=0.0, le=1.0, description="Share of choices made by taste, not popularity.")
+    popularity_exponent: float = Field(default=0.9, gt=0.0, description="Zipf exponent of item popularity.")
+    min_user_events: int = Field(default=20, ge=1, description="Fewest events per user (ML-100K's rule).")
+    vocabulary_size: int = Field(default=5_000, ge=100, description="Distinct words the item titles are built from.")
+
+
 class DataParams(StrictModel):
-    source: Literal["movielens100k", "files"] = "movielens100k"
+    source: Literal["movielens100k", "files", "synthetic"] = "movielens100k"
     movielens100k: WheelSource = WheelSource()
     files: UserFiles | None = None
+    synthetic: SyntheticParams = SyntheticParams()
     sample_users: int | None = Field(
         default=None, ge=1, description="Keep a seeded random subset of users (small profiles)."
     )
@@ -128,6 +141,11 @@ class ItemKNNParams(StrictModel):
 
 class EASEParams(StrictModel):
     reg_weight: float = Field(default=250.0, gt=0.0)
+    max_items: int | None = Field(
+        default=8_000,
+        ge=1,
+        description="Skip EASE (dense item x item solve, cubic in items) above this many items; None: never.",
+    )
 
 
 class ModelsParams(StrictModel):
@@ -291,7 +309,23 @@ class RetryPolicy(StrictModel):
     retry_delay_s: float = Field(default=5.0, ge=0.0)
 
 
+class DaskParams(StrictModel):
+    """Where `runner: dask` sends work: an existing scheduler, else a LocalCluster started for the stage."""
+
+    address: str | None = Field(
+        default=None, description="Scheduler address, e.g. tcp://10.0.0.5:8786 (None: start a LocalCluster)."
+    )
+    n_workers: int = Field(default=2, ge=1, description="LocalCluster workers (processes).")
+    threads_per_worker: int = Field(default=1, ge=1)
+    memory_limit: str = Field(default="auto", description="Per LocalCluster worker, e.g. '4GiB' or 'auto'.")
+
+
 class OrchestrationParams(StrictModel):
+    runner: Literal["local", "dask"] = Field(
+        default="local",
+        description="Where the naturally parallel work inside stages runs; results are the same either way.",
+    )
+    dask: DaskParams = DaskParams()
     retries: dict[str, RetryPolicy] = Field(
         default_factory=lambda: {
             "default": RetryPolicy(retries=0, retry_delay_s=5.0),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
 import pandas as pd
 
 from recause.data.schemas import Tables
@@ -19,12 +20,15 @@ def pseudonym(raw_id: str, key: bytes) -> str:
 
 
 def pseudonymise_ids(ids: pd.Series, key: bytes) -> pd.Series:
-    """Map every distinct id once (nulls stay null for the validation gate to see)."""
-    distinct = pd.unique(ids.dropna().astype(str))
-    mapping = {raw: pseudonym(raw, key) for raw in distinct}
-    if len(set(mapping.values())) != len(mapping):
+    """Hash every distinct id once and map rows by code (nulls stay null for the validation gate to see)."""
+    present = ids.notna()
+    codes, distinct = pd.factorize(ids[present].astype(str))
+    hashed = np.array([pseudonym(raw, key) for raw in distinct], dtype=object)
+    if len(set(hashed)) != len(hashed):
         raise ValueError("pseudonym collision: lengthen PSEUDONYM_HEX_CHARS")
-    return ids.map(lambda raw: None if pd.isna(raw) else mapping[str(raw)])
+    mapped = pd.Series(np.full(len(ids), None, dtype=object), index=ids.index, dtype=object)
+    mapped[present.to_numpy()] = hashed[codes]
+    return mapped
 
 
 def pseudonymise_tables(tables: Tables, key: bytes) -> Tables:

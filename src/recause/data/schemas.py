@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from recause.errors import InputDataError
@@ -105,7 +106,10 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], table: str) -
 
 def as_text(values: pd.Series) -> pd.Series:
     """Strings, with nulls kept as nulls (plain astype(str) would turn them into 'nan')."""
-    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+    present = values.notna()
+    text = pd.Series(np.full(len(values), None, dtype=object), index=values.index, dtype=object)
+    text[present.to_numpy()] = values[present].astype(str).to_numpy(dtype=object)  # vectorised str() per value
+    return text
 
 
 def _numeric_or_text(values: pd.Series, kind: ColumnKind) -> pd.Series:

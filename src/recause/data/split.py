@@ -50,15 +50,17 @@ def _label_by_position(position: np.ndarray, size: np.ndarray, ratios: Ratios) -
 
 def _per_user_random(interactions: pd.DataFrame, ratios: Ratios, seed: int) -> np.ndarray:
     order = np.random.default_rng(seed).permutation(len(interactions))
-    shuffled_users = interactions["user_id"].to_numpy()[order]
+    # Integer codes (hashing, linear) instead of sorting id strings: only the shuffled order inside each
+    # user's group decides the labels, never the order of the groups.
+    user_code = pd.factorize(interactions["user_id"])[0]
     # A stable sort by user keeps the shuffled order inside each user's group.
-    by_user = order[np.argsort(shuffled_users, kind="stable")]
-    users_sorted = interactions["user_id"].to_numpy()[by_user]
-    _, start, size = np.unique(users_sorted, return_index=True, return_counts=True)
-    group_start = np.repeat(start, size)
-    position = np.arange(len(by_user)) - group_start
+    by_user = order[np.argsort(user_code[order], kind="stable")]
+    size = np.bincount(user_code)
+    start = np.cumsum(size) - size
+    code_sorted = user_code[by_user]
+    position = np.arange(len(by_user)) - start[code_sorted]
     labels = np.empty(len(interactions), dtype=np.int8)
-    labels[by_user] = _label_by_position(position, np.repeat(size, size), ratios)
+    labels[by_user] = _label_by_position(position, size[code_sorted], ratios)
     return labels
 
 
@@ -77,7 +79,7 @@ def _temporal(interactions: pd.DataFrame, ratios: Ratios) -> np.ndarray:
 
 def cold_items(item_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """The seeded share of distinct items held out as cold (sorted)."""
-    distinct = np.sort(np.unique(item_ids))
+    distinct = np.sort(pd.unique(item_ids))  # hash out the distinct ids first: sorting all rows is slower
     n_cold = max(1, int(round(fraction * len(distinct))))
     return np.sort(np.random.default_rng(seed).choice(distinct, size=n_cold, replace=False))
 

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from recause.evaluation.metrics import per_user_metrics
 
 ScoreFn = Callable[[sp.csr_matrix], np.ndarray]
+UserScoreFn = Callable[[np.ndarray, sp.csr_matrix], np.ndarray]  # (user rows, their histories) -> scores
 
 
 def tie_priority(n_items: int, seed: int) -> np.ndarray:
@@ -57,7 +58,7 @@ def relevance(top_items: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
 
 
 def evaluate_ranking(
-    score: ScoreFn,
+    score: ScoreFn | UserScoreFn,
     history: sp.csr_matrix,
     excluded: sp.csr_matrix,
     truth: sp.csr_matrix,
@@ -67,11 +68,13 @@ def evaluate_ranking(
     priority: np.ndarray | None = None,
     batch_users: int = 2048,
     progress: Callable[[Iterable[int]], Iterable[int]] = lambda it: it,
+    by_user_rows: bool = False,
 ) -> dict[str, float]:
     """Mean of every ``metric@k`` over users with at least one truth item, in user batches.
 
     ``history`` is what the model sees (train); ``excluded`` what may not be ranked (train, plus
     valid when testing); ``truth`` the held-out items. All three are aligned users x items.
+    ``by_user_rows``: ``score`` also takes the users' row numbers (models with user ID embeddings).
     """
     ks, metrics = sorted(set(ks)), list(metrics)
     n_relevant_all = np.asarray(truth.sum(axis=1)).ravel()
@@ -81,7 +84,7 @@ def evaluate_ranking(
     per_user: dict[str, list[np.ndarray]] = {}
     for start in progress(range(0, len(users), batch_users)):
         batch = users[start : start + batch_users]
-        scores = score(history[batch])
+        scores = score(batch, history[batch]) if by_user_rows else score(history[batch])
         top = top_k(scores, max(ks), excluded[batch].toarray() > 0, candidates, priority)
         for name, values in per_user_metrics(relevance(top, truth[batch]), n_relevant_all[batch], ks, metrics).items():
             per_user.setdefault(name, []).append(values)

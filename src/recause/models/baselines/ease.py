@@ -15,6 +15,11 @@ from recause.config import EASEParams
 from recause.models.base import Recommender, require_fitted
 
 
+def ease_fits(n_items: int, params: EASEParams) -> bool:
+    """Whether EASE's dense solve is allowed for this catalogue (time ~ n_items^3, memory ~ n_items^2)."""
+    return params.max_items is None or n_items <= params.max_items
+
+
 def ease_weights(train: sp.csr_matrix, reg_weight: float) -> np.ndarray:
     """The dense (n_items, n_items) EASE weight matrix, solved in float64."""
     gram = np.asarray((train.T @ train).todense(), dtype=np.float64)

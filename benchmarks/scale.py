@@ -1,0 +1,223 @@
+"""How cost grows with data: ingest -> validate -> split -> baselines -> joint (1 epoch) -> evaluate.
+
+Synthetic MovieLens-like logs (``data.source: synthetic``) at 100k, 1M and 10M interactions, each in
+its own scratch workspace. The first four stages are the pipeline's own stage modules (what
+`dvc repro` runs); `joint` trains the joint model for one epoch on the train part; `evaluate` ranks
+the full catalogue for a seeded sample of test users. Every stage runs in its own process, so its
+wall time and peak memory (that process's max RSS, from wait4) are its alone.
+
+  .venv/bin/python benchmarks/scale.py                       # 100k, 1M, 10M (about 10 minutes)
+  .venv/bin/python benchmarks/scale.py --sizes 100000 1000000 --keep /tmp/scale
+
+Prints one table: seconds and peak MB per stage and size, and the growth factor per 10x data.
+Growth <= 10x is linear or better. Stages that are super-linear by nature are named in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("ingest", "validate", "split", "train_baselines", "joint", "evaluate")
+# Why a stage may grow faster than the data, and what bounds it.
+SUPER_LINEAR = {
+    "train_baselines": "ItemKNN's co-counts grow with sum(events per user ^ 2); EASE is cubic in items "
+    "and skipped above models.ease.max_items",
+}
+MEMORY_BUDGET_MB = 8 * 1024
+EVALUATED_USERS = 2_000
+SEED = 0
+
+
+def workspace_params(interactions: int) -> dict:
+    """params.yaml for one size: synthetic logs; everything else as shipped."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["data"]["source"] = "synthetic"
+    raw["data"]["synthetic"]["interactions"] = interactions
+    raw["data"]["pseudonym_key_file"] = ".recause/pseudonym.key"
+    raw["validate"]["drift"]["enabled"] = False  # a fresh workspace has no snapshot to drift from
+    return raw
+
+
+def run_stage(stage: str, workspace: Path) -> tuple[float, float]:
+    """Run one stage in its own process; (wall seconds, peak RSS in MB)."""
+    if stage in ("joint", "evaluate"):
+        command = [sys.executable, str(Path(__file__).resolve()), "--stage", stage]
+    else:
+        command = [sys.executable, "-m", f"tasks.{stage}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GX_ANALYTICS_ENABLED": "False"}
+    log = workspace / "logs" / f"{stage}.log"
+    log.parent.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, cwd=workspace, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{stage} failed in {workspace} (exit {process.returncode}):\n{log.read_text()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports KB
+
+
+def side_features(items, users) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+    """(item text features, item side features, user side features) as float32 matrices."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    # The language model's embeddings are sized by the catalogue, not the logs (benchmarks/embed_throughput.py
+    # times them); 64-d LSA of the item text stands in for them here.
+    tfidf = TfidfVectorizer(min_df=1).fit_transform(items["text"].fillna(""))
+    text = TruncatedSVD(64, random_state=SEED).fit_transform(tfidf).astype(np.float32)
+    genres = MultiLabelBinarizer().fit_transform(items["genres"].map(list))
+    year = items["year"].astype("float64").fillna(items["year"].astype("float64").median()).to_numpy()
+    item_side = np.column_stack([genres, (year - year.mean()) / (year.std() + 1e-9)]).astype(np.float32)
+    age = np.digitize(users["age"].astype("float64").fillna(30).to_numpy(), [18, 25, 35, 45, 56])
+    one_hot = [np.eye(7)[age]]
+    for column in ("gender", "occupation"):
+        codes, _ = users[column].astype("string").fillna("?").factorize()
+        one_hot.append(np.eye(codes.max() + 1)[codes])
+    return text, item_side, np.column_stack(one_hot).astype(np.float32)
+
+
+def joint_stage() -> None:
+    """One epoch of the joint model on the train part; saved for `evaluate` (safetensors + JSON)."""
+    import pandas as pd
+    from safetensors.numpy import save_file
+
+    from recause.data.matrix import IdIndex, interaction_matrix
+    from recause.models.joint import JointParams, train_joint
+
+    parts = {p: pd.read_parquet(f"data/processed/{p}.parquet") for p in ("train", "valid", "test")}
+    items = pd.read_parquet("data/validated/items.parquet")
+    users = pd.read_parquet("data/validated/users.parquet")
+    item_index = IdIndex.from_values(items["item_id"])
+    user_index = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
+    text, item_side, user_side = side_features(
+        items.set_index("item_id").loc[item_index.ids].reset_index(),
+        users.set_index("user_id").reindex(user_index.ids).reset_index(),
+    )
+    train = interaction_matrix(parts["train"], user_index, item_index)
+    params = JointParams(epochs=1.0, seed=SEED)
+    model = train_joint(train, params, item_text=text, user_features=user_side, item_features=item_side, progress=False)
+    Path("models/joint").mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in model.arrays().items()}, "models/joint/joint.safetensors")
+    meta = {"config": model.config(), "user_ids": user_index.ids.tolist(), "item_ids": item_index.ids.tolist()}
+    Path("models/joint/joint.json").write_text(json.dumps(meta), encoding="utf-8")
+    print(f"joint: one epoch over {train.nnz:,} train events")
+
+
+def evaluate_stage() -> None:
+    """NDCG@10 etc. on test for a seeded sample of users, full ranking, every model (RecBole's protocol)."""
+    import pandas as pd
+    from safetensors.numpy import load_file
+
+    from recause.config import EvaluateParams
+    from recause.data.matrix import IdIndex, interaction_matrix
+    from recause.evaluation.ranking import evaluate_ranking, tie_priority
+    from recause.models.baselines import BASELINES
+    from recause.models.joint import JointModel
+    from tasks._io import load_model
+
+    meta = json.loads(Path("models/joint/joint.json").read_text(encoding="utf-8"))
+    joint = JointModel.from_state(meta["config"], load_file("models/joint/joint.safetensors"))
+    users, items = IdIndex(np.asarray(meta["user_ids"], dtype=str)), IdIndex(np.asarray(meta["item_ids"], dtype=str))
+    parts = {p: pd.read_parquet(f"data/processed/{p}.parquet") for p in ("train", "valid", "test")}
+    tested = parts["test"]["user_id"].unique()
+    sample = set(np.random.default_rng(SEED).choice(tested, size=min(EVALUATED_USERS, len(tested)), replace=False))
+    matrices = {p: interaction_matrix(frame[frame["user_id"].isin(sample)], users, items) for p, frame in parts.items()}
+    params = EvaluateParams()
+    shared = {
+        "history": matrices["train"],
+        "excluded": matrices["train"] + matrices["valid"],
+        "truth": matrices["test"],
+        "ks": params.ks,
+        "metrics": ("ndcg", "recall"),
+        "priority": tie_priority(len(items), params.tie_seed),
+        "batch_users": 512,
+    }
+    fitted = [name for name in BASELINES if Path(f"models/baselines/{name}.json").exists()]
+    for name in fitted:
+        model, _ = load_model(Path("models/baselines"), name, BASELINES)
+        print(f"evaluate: {name} ndcg@10 {evaluate_ranking(model.score, **shared)['ndcg@10']:.4f}")
+    found = evaluate_ranking(lambda rows, _history: joint.score_users(rows), by_user_rows=True, **shared)
+    print(f"evaluate: joint ndcg@10 {found['ndcg@10']:.4f} ({len(sample):,} users)")
+
+
+def growth(values: list[float]) -> list[float]:
+    return [later / max(earlier, 1e-9) for earlier, later in zip(values, values[1:], strict=False)]
+
+
+def report(sizes: list[int], seconds: dict[str, list[float]], peak_mb: dict[str, list[float]]) -> bool:
+    """Print the table; True when every stage meets the targets (or is named super-linear)."""
+    label = [f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k" for n in sizes]
+    head = " | ".join(f"{x:>8}" for x in label)
+    ratios = " | ".join(f"{a}->{b:>4}" for a, b in zip(label, label[1:], strict=False))
+    print(f"\n{'stage':<16} | seconds: {head} | growth/10x: {ratios} | peak MB: {head}")
+    ok = True
+    for stage in STAGES:
+        factors = growth(seconds[stage])
+        linear = all(f <= 10.0 for f in factors)
+        ok &= linear or stage in SUPER_LINEAR
+        flag = "" if linear else ("  super-linear by nature" if stage in SUPER_LINEAR else "  OVER 10x")
+        print(
+            f"{stage:<16} | seconds: {' | '.join(f'{s:8.1f}' for s in seconds[stage])} | growth/10x: "
+            f"{' | '.join(f'{f:10.1f}' for f in factors)} | peak MB: {' | '.join(f'{m:8.0f}' for m in peak_mb[stage])}"
+            f"{flag}"
+        )
+    biggest = max(max(v) for v in peak_mb.values())
+    ok &= biggest <= MEMORY_BUDGET_MB
+    print(f"\npeak memory of any stage at any size: {biggest:,.0f} MB (budget {MEMORY_BUDGET_MB:,} MB)")
+    totals = [sum(seconds[s][i] for s in STAGES) for i in range(len(sizes))]
+    print(
+        f"whole run: {' | '.join(f'{t:.0f}s' for t in totals)}; growth/10x {', '.join(f'{g:.1f}' for g in growth(totals))}"
+    )
+    for stage, why in SUPER_LINEAR.items():
+        print(f"  {stage}: {why}")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--keep", type=Path, help="workspace root to keep (default: a temporary one, removed)")
+    parser.add_argument("--stage", choices=("joint", "evaluate"), help=argparse.SUPPRESS)  # child processes
+    args = parser.parse_args()
+    if args.stage:
+        {"joint": joint_stage, "evaluate": evaluate_stage}[args.stage]()
+        return
+    root = args.keep or Path(tempfile.mkdtemp(prefix="recause-scale-"))
+    seconds: dict[str, list[float]] = {s: [] for s in STAGES}
+    peak_mb: dict[str, list[float]] = {s: [] for s in STAGES}
+    try:
+        for size in args.sizes:
+            workspace = root / f"n{size}"
+            shutil.rmtree(workspace, ignore_errors=True)
+            workspace.mkdir(parents=True)
+            (workspace / "params.yaml").write_text(yaml.safe_dump(workspace_params(size)), encoding="utf-8")
+            for stage in STAGES:
+                took, peak = run_stage(stage, workspace)
+                seconds[stage].append(took)
+                peak_mb[stage].append(peak)
+                tail = (workspace / "logs" / f"{stage}.log").read_text().strip().splitlines()[-1:]
+                print(f"[{size:>10,}] {stage:<16} {took:7.1f}s {peak:7.0f} MB  {tail[0][:90] if tail else ''}")
+        ok = report(args.sizes, seconds, peak_mb)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
