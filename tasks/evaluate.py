@@ -21,6 +21,7 @@ from recause.evaluation.report import ranking_figure
 from recause.models.base import Recommender
 from recause.models.baselines import BASELINES, Pop
 from recause.models.language.retrieval import TfidfKNN, lm_retrieval_from_heads
+from recause.parallel import open_runner
 from tasks._io import atomic_path, load_model, load_params, read_parquet, require_file, run_stage, write_json
 from tasks._training import item_texts
 
@@ -55,10 +56,13 @@ def lm_retrieval(items: IdIndex) -> Recommender:
 
 
 def main() -> None:
-    params = load_params().evaluate
+    all_params = load_params()
+    params = all_params.evaluate
     parts = read_parts(PROCESSED_DIR, ("train", "valid", "test"))
     cold_parts = read_parts(COLD_DIR, ("train", "valid", "test", "cold"))
-    loaded = {name: load_model(MODELS_DIR, name, BASELINES) for name in BASELINES}
+    # a baseline may be absent by design (EASE above models.ease.max_items items)
+    fitted = [name for name in BASELINES if (MODELS_DIR / f"{name}.json").exists()]
+    loaded = {name: load_model(MODELS_DIR, name, BASELINES) for name in fitted}
     item_ids = {tuple(meta["item_ids"]) for _, meta in loaded.values()}
     if len(item_ids) != 1:
         raise RuntimeError("baseline models were trained on different item vocabularies")
@@ -73,10 +77,13 @@ def main() -> None:
     cold_models = {"pop": Pop().fit(interaction_matrix(cold_parts["train"], cold_users, items)), **content}
 
     def progress(it, desc):  # noqa: ANN001, ANN202
-        return tqdm(list(it), desc=desc, leave=False, disable=None)
+        return tqdm(it, desc=desc, leave=False, disable=None)
 
-    results = evaluate_all(parts, models, items, params, progress, splits=("valid", "test"))
-    results |= evaluate_all(cold_parts, cold_models, items, params, progress, splits=("cold",))
+    with open_runner(all_params.orchestration) as runner:
+        if runner.where != "local":
+            print(f"evaluate: {2 * len(models) + len(cold_models)} (split, model) segments on {runner.where}")
+        results = evaluate_all(parts, models, items, params, progress, splits=("valid", "test"), runner=runner)
+        results |= evaluate_all(cold_parts, cold_models, items, params, progress, splits=("cold",), runner=runner)
 
     write_json(METRICS, results)
     with atomic_path(PLOTS_DIR) as tmp:

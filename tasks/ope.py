@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from recause.config import Params
 from recause.ope.logs import to_arrays, user_categories
-from recause.ope.policies import GreedyClickPolicy, bernoulli_ts_policy, bts_prior, per_round, uniform_policy
-from recause.ope.protocol import EstimatorSettings, estimate_all, relative_errors
+from recause.ope.policies import GreedyClickPolicy, bernoulli_ts_policy, bts_prior, uniform_policy
+from recause.ope.protocol import EstimatorSettings, context_free, estimate_all, relative_errors
 from recause.ope.report import ope_figure
+from recause.parallel import Runner, open_runner
 from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json
 
 BANDIT_DIR = Path("data/bandit")
@@ -23,8 +25,8 @@ POLICY_METRICS = Path("metrics/ope_policy.json")
 PLOT = Path("metrics/plots/ope/relative_error.png")
 
 
-def main() -> None:
-    params = load_params()
+def evaluate_campaigns(params: Params, runner: Runner) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Relative errors of every estimator in both directions, and recause's own policy, per campaign."""
     ope, campaigns = params.ope, params.bandit.campaigns
     settings = EstimatorSettings(
         estimators=ope.estimators,
@@ -57,14 +59,13 @@ def main() -> None:
         for direction, (logged, policy, ground_truth) in plans.items():
             results[direction][campaign] = relative_errors(
                 logged,
-                lambda a, policy=policy: per_round(policy, a.position),
+                context_free(policy),
                 ground_truth,
                 settings,
                 ope.n_runs,
                 ope.seed,
-                progress=lambda it, d=direction, c=campaign: tqdm(
-                    list(it), desc=f"ope {d} {c}", leave=False, disable=None
-                ),
+                progress=lambda it, d=direction, c=campaign: tqdm(it, desc=f"ope {d} {c}", leave=False, disable=None),
+                runner=runner,
             )
             best = min(results[direction][campaign].items(), key=lambda kv: kv[1]["relative_ee_mean"])
             print(
@@ -79,6 +80,16 @@ def main() -> None:
             "logged_on_policy_value": truth,
             "recause_greedy": estimate_all(hold_out, greedy.action_dist, settings, ope.seed),
         }
+    return results, own
+
+
+def main() -> None:
+    params = load_params()
+    with open_runner(params.orchestration) as runner:
+        if runner.where != "local":
+            n_runs = 2 * len(params.bandit.campaigns) * params.ope.n_runs  # two directions per campaign
+            print(f"ope: {n_runs} bootstrap runs on {runner.where}")
+        results, own = evaluate_campaigns(params, runner)
     write_json(METRICS, results)
     write_json(POLICY_METRICS, own)
     with atomic_path(PLOT) as tmp:

@@ -10,14 +10,41 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from recause.config import EvaluateParams
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.evaluation.ranking import evaluate_ranking, tie_priority
 from recause.evaluation.report import RankingMetrics
 from recause.models.base import Recommender
+from recause.parallel import LocalRunner, Runner
 
-Progress = Callable[[Iterable[int], str], Iterable[int]]
+Progress = Callable[[Iterable, str], Iterable]  # (items, description) -> items, e.g. a tqdm bar
+Plan = tuple[sp.csr_matrix, np.ndarray | None]  # what a split may not rank, and its candidate items
+
+
+def evaluate_segment(
+    segment: tuple[str, str],
+    models: dict[str, Recommender],
+    matrices: dict[str, sp.csr_matrix],
+    plans: dict[str, Plan],
+    priority: np.ndarray,
+    params: EvaluateParams,
+) -> dict[str, float]:
+    """Metrics of one (split, model) segment; every segment is independent of the others."""
+    split, name = segment
+    excluded, candidates = plans[split]
+    return evaluate_ranking(
+        models[name].score,
+        history=matrices["train"],
+        excluded=excluded,
+        truth=matrices[split],
+        ks=params.ks,
+        metrics=params.metrics,
+        candidates=candidates,
+        priority=priority,
+        batch_users=params.batch_users,
+    )
 
 
 def evaluate_all(
@@ -27,35 +54,35 @@ def evaluate_all(
     params: EvaluateParams,
     progress: Progress = lambda it, desc: it,
     splits: tuple[str, ...] = ("valid", "test", "cold"),
+    runner: Runner | None = None,
 ) -> RankingMetrics:
-    """Metrics for every model on valid, test and cold (those of ``splits`` the parts allow)."""
+    """Metrics for every model on valid, test and cold (those of ``splits`` the parts allow).
+
+    Each (split, model) segment is one ``runner`` task; results do not depend on the runner.
+    """
     users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
     matrices = {name: interaction_matrix(frame, users, items) for name, frame in parts.items()}
     train = matrices["train"]
     seen_before_test = train + matrices["valid"]
-    plans = {"valid": (train, None), "test": (seen_before_test, None)}
+    plans: dict[str, Plan] = {"valid": (train, None), "test": (seen_before_test, None)}
     if "cold" in matrices:
         cold_items = np.asarray(matrices["cold"].sum(axis=0)).ravel() > 0
         plans["cold"] = (seen_before_test + matrices["test"], cold_items)
-    priority = tie_priority(len(items), params.tie_seed)
-    results: RankingMetrics = {}
-    for split, (excluded, candidates) in plans.items():
-        if split not in splits:
-            continue
-        results[split] = {}
-        for name, model in models.items():
-            results[split][name] = evaluate_ranking(
-                model.score,
-                history=train,
-                excluded=excluded,
-                truth=matrices[split],
-                ks=params.ks,
-                metrics=params.metrics,
-                candidates=candidates,
-                priority=priority,
-                batch_users=params.batch_users,
-                progress=lambda it, s=split, n=name: progress(it, f"evaluate {n} on {s}"),
-            )
+    plans = {split: plan for split, plan in plans.items() if split in splits}
+    segments = [(split, name) for split in plans for name in models]
+    values = (runner or LocalRunner()).map(
+        evaluate_segment,
+        segments,
+        lambda it: progress(it, f"evaluate {len(segments)} segments on {', '.join(plans)}"),
+        models=models,
+        matrices={split: matrices[split] for split in ("train", *plans)},
+        plans=plans,
+        priority=tie_priority(len(items), params.tie_seed),
+        params=params,
+    )
+    results: RankingMetrics = {split: {} for split in plans}
+    for (split, name), metrics in zip(segments, values, strict=True):
+        results[split][name] = metrics
     return results
 
 

@@ -7,14 +7,17 @@ mean click rate of the evaluation policy's own log): relative error |V_hat - V| 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from recause.ope.estimators import ESTIMATORS, LoggedRounds, estimate
 from recause.ope.logs import BanditArrays
+from recause.ope.policies import per_round
 from recause.ope.reward_model import fit_predict_rewards
+from recause.parallel import LocalRunner, Progress, Runner, no_progress
 
 PolicyFn = Callable[[BanditArrays], np.ndarray]  # arrays -> (n_rounds, n_actions) at each round's position
 
@@ -32,6 +35,15 @@ class EstimatorSettings:
         return {"clip": self.clip, "switch_tau": self.switch_tau, "dr_os_lambda": self.dr_os_lambda}
 
 
+def _at_positions(policy: np.ndarray, arrays: BanditArrays) -> np.ndarray:
+    return per_round(policy, arrays.position)
+
+
+def context_free(policy: np.ndarray) -> PolicyFn:
+    """A context-free (n_actions, len_list) policy as a PolicyFn that pickles (runs on Dask workers)."""
+    return partial(_at_positions, policy)
+
+
 def rounds_for(arrays: BanditArrays, policy: PolicyFn, settings: EstimatorSettings, seed: int) -> LoggedRounds:
     q_hat = fit_predict_rewards(arrays, settings.n_folds, seed=seed)
     return LoggedRounds(arrays.action, arrays.reward, arrays.pscore, policy(arrays), q_hat)
@@ -47,6 +59,20 @@ def estimate_all(arrays: BanditArrays, policy: PolicyFn, settings: EstimatorSett
     return results
 
 
+def bootstrap_errors(
+    run_seed: int, arrays: BanditArrays, policy: PolicyFn, ground_truth: float, settings: EstimatorSettings
+) -> dict[str, float]:
+    """One bootstrap run: every estimator's relative error on a resample of the log drawn from ``run_seed``."""
+    n = len(arrays.action)
+    sample = arrays.subset(np.random.default_rng(run_seed).integers(0, n, size=n))
+    rounds = rounds_for(sample, policy, settings, run_seed)
+    errors = {}
+    for name in settings.estimators:
+        value = float(ESTIMATORS[name](rounds, **settings.hyper()).mean())
+        errors[name] = abs(value - ground_truth) / ground_truth
+    return errors
+
+
 def relative_errors(
     arrays: BanditArrays,
     policy: PolicyFn,
@@ -54,19 +80,26 @@ def relative_errors(
     settings: EstimatorSettings,
     n_runs: int,
     seed: int,
-    progress: Callable[[Iterable[int]], Iterable[int]] = lambda it: it,
+    progress: Progress = no_progress,
+    runner: Runner | None = None,
 ) -> dict[str, dict[str, float | list[float]]]:
-    """Mean and std over bootstrap runs of every estimator's relative error, plus its full-log estimate."""
+    """Mean and std over bootstrap runs of every estimator's relative error, plus its full-log estimate.
+
+    Run ``r`` resamples with seed ``seed + r`` wherever ``runner`` executes it, so the numbers do not
+    depend on the runner.
+    """
     if ground_truth <= 0:
         raise ValueError("the ground truth must be positive to compute relative errors")
-    errors: dict[str, list[float]] = {name: [] for name in settings.estimators}
-    n = len(arrays.action)
-    for run in progress(range(n_runs)):
-        sample = arrays.subset(np.random.default_rng(seed + run).integers(0, n, size=n))
-        rounds = rounds_for(sample, policy, settings, seed + run)
-        for name in settings.estimators:
-            value = float(ESTIMATORS[name](rounds, **settings.hyper()).mean())
-            errors[name].append(abs(value - ground_truth) / ground_truth)
+    runs = (runner or LocalRunner()).map(
+        bootstrap_errors,
+        [seed + run for run in range(n_runs)],
+        progress,
+        arrays=arrays,
+        policy=policy,
+        ground_truth=ground_truth,
+        settings=settings,
+    )
+    errors = {name: [run[name] for run in runs] for name in settings.estimators}
     full = estimate_all(arrays, policy, settings, seed)
     return {
         name: {
