@@ -40,11 +40,13 @@ def split_counts(total: int, ratios: Ratios) -> list[int]:
 
 def _label_by_position(position: np.ndarray, size: np.ndarray, ratios: Ratios) -> np.ndarray:
     """Part index (0 train, 1 valid, 2 test) of each row given its position within its group."""
-    labels = np.empty(len(position), dtype=np.int8)
-    for group_size in np.unique(size):
-        bounds = np.cumsum(split_counts(int(group_size), ratios))
-        rows = size == group_size
-        labels[rows] = np.searchsorted(bounds, position[rows], side="right")
+    group_sizes, which = np.unique(size, return_inverse=True)
+    bounds = np.array([np.cumsum(split_counts(int(n), ratios)) for n in group_sizes])[which]
+    # how many part ends the position has passed (searchsorted 'right'), for every row at once:
+    # one pass per part, where a loop over distinct group sizes would pass over all rows per size
+    labels = np.zeros(len(position), dtype=np.int8)
+    for end in bounds.T:
+        labels += position >= end
     return labels
 
 
