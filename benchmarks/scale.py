@@ -148,11 +148,13 @@ def evaluate_stage() -> None:
         "batch_users": 512,
     }
     fitted = [name for name in BASELINES if Path(f"models/baselines/{name}.json").exists()]
+    ndcg = {}
     for name in fitted:
         model, _ = load_model(Path("models/baselines"), name, BASELINES)
-        print(f"evaluate: {name} ndcg@10 {evaluate_ranking(model.score, **shared)['ndcg@10']:.4f}")
+        ndcg[name] = evaluate_ranking(model.score, **shared)["ndcg@10"]
     found = evaluate_ranking(lambda rows, _history: joint.score_users(rows), by_user_rows=True, **shared)
-    print(f"evaluate: joint ndcg@10 {found['ndcg@10']:.4f} ({len(sample):,} users)")
+    ndcg["joint"] = found["ndcg@10"]
+    print(f"evaluate ({len(sample):,} users) ndcg@10: " + ", ".join(f"{m} {v:.4f}" for m, v in ndcg.items()))
 
 
 def growth(values: list[float]) -> list[float]:

@@ -1,0 +1,275 @@
+"""The joint recommender (recause.models.joint) on simulated data where the truth is known.
+
+Two simulations, both small enough for one CPU thread:
+- topics: items and users belong to topics, users mostly consume their topic's items, and item
+  text (or side features) reveals an item's topic; so text can rank items nobody has consumed.
+- biased exposure: true relevance comes from latent factors and does not depend on popularity, but
+  a relevant item is only logged when exposed, with probability (popularity quantile)^2. Debiased
+  training should rank the relevant items that were never logged above what a naive model does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from safetensors.numpy import load_file, save_file
+
+from recause.evaluation.metrics import ndcg, recall
+from recause.models.joint import JointModel, JointParams, ips_weights, propensities, train_joint
+from recause.models.joint import train as train_module
+from recause.models.joint.adaptors import whitening
+from recause.models.joint.network import JointNet
+from recause.models.joint.train import batch_stream
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = {"dim": 16, "batch_size": 512, "learning_rate": 0.01}  # small data: small towers, more steps
+
+
+def params(**overrides: object) -> JointParams:
+    return JointParams(**(FAST | overrides))
+
+
+@dataclass(frozen=True)
+class Topics:
+    train: sp.csr_matrix
+    held_out: sp.csr_matrix  # held-out events of the users, on warm and cold items
+    item_topic: np.ndarray
+    user_topic: np.ndarray
+    text: np.ndarray  # (n_items, d): topic signal buried under a large shared component
+    cold: np.ndarray  # bool per item: no training events at all
+
+
+def topics(seed: int = 0, n_users: int = 600, n_items: int = 240, n_topics: int = 6, d: int = 24) -> Topics:
+    rng = np.random.default_rng(seed)
+    item_topic = np.arange(n_items) % n_topics
+    user_topic = rng.integers(0, n_topics, n_users)
+    # 80% of a user's 30 events are from their topic
+    same = item_topic[None, :] == user_topic[:, None]
+    weights = np.where(same, 0.8 / same.sum(1, keepdims=True), 0.2 / (~same).sum(1, keepdims=True))
+    keys = rng.random((n_users, n_items)) ** (1.0 / weights)  # weighted sampling without replacement
+    chosen = np.argsort(-keys, axis=1)[:, :30]
+    events = np.zeros((n_users, n_items), dtype=bool)
+    np.put_along_axis(events, chosen, True, axis=1)
+    cold = rng.random(n_items) < 0.25
+    held = events & (cold[None, :] | (rng.random(events.shape) < 0.2))
+    centroids = rng.normal(size=(n_topics, d))
+    # anisotropic like language-model embeddings: a common offset and one dominant noise direction
+    text = 5.0 + centroids[item_topic] + 0.3 * rng.normal(size=(n_items, d)) + 4.0 * rng.normal(size=(n_items, 1))
+    train, held_out = (sp.csr_matrix(m.astype(np.float32)) for m in (events & ~held, held))
+    return Topics(train, held_out, item_topic, user_topic, text.astype(np.float32), cold)
+
+
+def ranking_quality(scores: np.ndarray, seen: sp.csr_matrix, truth: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """(NDCG@k, recall@k) of ``scores`` against boolean ``truth``, never ranking ``seen`` items."""
+    scores = scores.astype(np.float64).copy()
+    scores[seen.toarray() > 0] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = np.take_along_axis(truth, top, axis=1)
+    n_relevant = truth.sum(axis=1)
+    keep = n_relevant > 0
+    return float(ndcg(hits[keep], n_relevant[keep], k).mean()), float(recall(hits[keep], n_relevant[keep], k).mean())
+
+
+@pytest.fixture(scope="module")
+def data() -> Topics:
+    return topics()
+
+
+@pytest.fixture(scope="module")
+def id_model(data: Topics) -> JointModel:
+    return train_joint(data.train, params(epochs=8), progress=False)
+
+
+# --- propensities -----------------------------------------------------------------------------
+
+
+def test_propensity_clipping_bounds_the_weights() -> None:
+    counts = np.array([0, 1, 2, 10, 100, 1000, 100_000])
+    for eta, clip in ((1.0, 0.05), (0.5, 0.01), (2.0, 0.2)):
+        p = propensities(counts, eta, clip)
+        w = ips_weights(counts, eta, clip)
+        assert p.min() >= clip and p.max() == 1.0
+        assert np.all(np.diff(p) >= 0)  # more popular, more exposed
+        assert w.max() <= 1.0 / clip * (1 + 1e-6) and w.min() == pytest.approx(1.0)
+        assert w[0] == pytest.approx(1.0 / clip)  # never-seen items get the bound, not infinity
+    assert np.all(ips_weights(counts, 0.0, 0.05) == 1.0)  # eta 0: no debiasing
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def test_training_reduces_the_loss_and_beats_random(data: Topics, id_model: JointModel) -> None:
+    losses = id_model.stats.losses
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
+    warm_truth = (data.held_out.toarray() > 0) & ~data.cold[None, :]
+    candidates = np.where(data.cold[None, :], -np.inf, 0.0)  # rank warm items only
+    model_ndcg, model_recall = ranking_quality(
+        id_model.score_users(np.arange(600)) + candidates, data.train, warm_truth
+    )
+    random_scores = np.random.default_rng(0).random(warm_truth.shape) + candidates
+    random_ndcg, random_recall = ranking_quality(random_scores, data.train, warm_truth)
+    assert model_recall > 2 * random_recall and model_ndcg > 2 * random_ndcg
+
+
+@pytest.mark.parametrize(
+    ("loss", "negatives", "user_features"),
+    [
+        ("softmax", "in_batch", False),
+        ("bpr", "uniform", False),
+        ("bpr", "in_batch", False),
+        ("softmax", "uniform", True),
+    ],
+)
+def test_every_loss_and_sampler_learns(data: Topics, loss: str, negatives: str, user_features: bool) -> None:
+    """Each objective ranks held-out warm events well above chance (with user side features too)."""
+    side = {"user_features": np.eye(6, dtype=np.float32)[data.user_topic]} if user_features else {}
+    model = train_joint(data.train, params(epochs=4, loss=loss, negatives=negatives), progress=False, **side)
+    warm_truth = (data.held_out.toarray() > 0) & ~data.cold[None, :]
+    candidates = np.where(data.cold[None, :], -np.inf, 0.0)
+    _, model_recall = ranking_quality(model.score_users(np.arange(600)) + candidates, data.train, warm_truth)
+    _, random_recall = ranking_quality(
+        np.random.default_rng(0).random(warm_truth.shape) + candidates, data.train, warm_truth
+    )
+    assert model_recall > 2 * random_recall
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"adaptor": "whiten_mlp"},
+        {"adaptor": "moe"},
+        {"item_features": True},
+    ],
+    ids=["whiten_mlp", "moe", "item_features"],
+)
+def test_item_content_ranks_items_nobody_consumed(data: Topics, id_model: JointModel, inputs: dict) -> None:
+    """Cold items have no events: an ID-only model ranks them at random, text (or features) by topic."""
+    side = {"item_features": np.eye(6, dtype=np.float32)[data.item_topic]} if inputs.pop("item_features", False) else {}
+    side = side or {"item_text": data.text}
+    model = train_joint(data.train, params(epochs=8, **inputs), progress=False, **side)
+    cold_truth = (data.held_out.toarray() > 0) & data.cold[None, :]
+    only_cold = np.where(data.cold[None, :], 0.0, -np.inf)
+    users = np.arange(600)
+    content = ranking_quality(model.score_users(users) + only_cold, data.train, cold_truth)
+    ids_only = ranking_quality(id_model.score_users(users) + only_cold, data.train, cold_truth)
+    assert content[1] > ids_only[1] + 0.1 and content[0] > 1.5 * ids_only[0]
+
+
+def test_frozen_adaptor_is_not_trained(data: Topics, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[JointNet] = []
+
+    class Recorded(JointNet):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+            self.before = {k: v.clone() for k, v in self.state_dict().items()}
+
+    monkeypatch.setattr(train_module, "JointNet", Recorded)
+    train_joint(data.train, params(epochs=1, adaptor_trainable=False), item_text=data.text, progress=False)
+    (net,) = built
+    after = net.state_dict()
+    assert all(torch.equal(after[k], net.before[k]) for k in after if k.startswith("adaptor."))
+    assert not torch.equal(after["item_ids.weight"], net.before["item_ids.weight"])
+
+
+def test_whitening_gives_identity_covariance(data: Topics) -> None:
+    mean, transform = whitening(data.text)
+    white = (data.text - mean) @ transform
+    np.testing.assert_allclose(np.cov(white, rowvar=False, bias=True), np.eye(transform.shape[1]), atol=1e-3)
+
+
+# --- causal debiasing -------------------------------------------------------------------------
+
+
+def biased_exposure(
+    seed: int, n_users: int = 2000, n_items: int = 200, rank: int = 8
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Observed positives and the true relevance (each user's top 20% of items by a latent score)."""
+    rng = np.random.default_rng(seed)
+    true_score = rng.normal(size=(n_users, rank)) @ rng.normal(size=(n_items, rank)).T
+    relevant = true_score >= np.quantile(true_score, 0.8, axis=1, keepdims=True)
+    exposure = ((1.0 + rng.permutation(n_items)) / n_items) ** 2.0  # popularity quantile^2: a long tail
+    observed = relevant & (rng.random(relevant.shape) < exposure)
+    return sp.csr_matrix(observed.astype(np.float32)), relevant
+
+
+@pytest.fixture(scope="module")
+def debiasing_results() -> dict[str, float]:
+    """NDCG@10 against the true relevant items that were never logged, per debiasing mode."""
+    train, relevant = biased_exposure(seed=0)
+    truth = relevant & ~(train.toarray() > 0)
+    # exposure is proportional to popularity here, so PDA's popularity exponent is 1
+    modes = {
+        "none": {},
+        "ips": {"debias": "ips"},
+        "snips": {"debias": "snips"},
+        "pda": {"debias": "pda", "pda_gamma": 1.0},
+    }
+    results = {}
+    for mode, extra in modes.items():
+        model = train_joint(train, params(batch_size=1024, epochs=10, **extra), progress=False)
+        results[mode] = ranking_quality(model.score_users(np.arange(train.shape[0])), train, truth)[0]
+    return results
+
+
+@pytest.mark.parametrize("mode", ["ips", "snips", "pda"])
+def test_debiasing_recovers_true_preference_better_than_naive(debiasing_results: dict[str, float], mode: str) -> None:
+    assert debiasing_results[mode] > debiasing_results["none"] + 0.02, debiasing_results
+
+
+# --- determinism, state, cost -----------------------------------------------------------------
+
+
+def test_same_seed_same_scores_and_other_seed_differs(data: Topics) -> None:
+    runs = [train_joint(data.train, params(epochs=1, seed=s), item_text=data.text, progress=False) for s in (3, 3, 4)]
+    scores = [run.score_users(np.arange(50)) for run in runs]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert not np.allclose(scores[0], scores[2])
+
+
+@pytest.mark.parametrize("debias", ["none", "pda"])
+def test_state_round_trips_through_safetensors_and_json(data: Topics, tmp_path, debias: str) -> None:
+    model = train_joint(data.train, params(epochs=1, debias=debias), item_text=data.text, progress=False)
+    save_file(model.arrays(), str(tmp_path / "joint.safetensors"))
+    loaded = JointModel.from_state(model.config(), load_file(str(tmp_path / "joint.safetensors")))
+    users = np.arange(40)
+    np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
+    # the Recommender interface: a user's train row identifies the user; an unseen history falls back to biases
+    np.testing.assert_allclose(loaded.score(data.train[users]), model.score_users(users), rtol=1e-5, atol=1e-6)
+    empty = sp.csr_matrix((1, data.train.shape[1]), dtype=np.float32)
+    assert loaded.user_rows(empty).tolist() == [-1]
+    # PDA has no item bias, and its intervened score of a zero match is ELU(0) + 1 = 1
+    prior = loaded.arrays()["item_bias"] if debias == "none" else np.ones(data.train.shape[1], np.float32)
+    np.testing.assert_allclose(loaded.score(empty)[0], prior, rtol=1e-6)
+
+
+def test_one_epoch_is_ceil_nnz_over_batch_steps(data: Topics) -> None:
+    nnz = data.train.nnz
+    for epochs, batch_size in ((1.0, 512), (2.5, 700), (0.5, 4096)):
+        model = train_joint(data.train, params(epochs=epochs, batch_size=batch_size), progress=False)
+        assert model.stats.steps == math.ceil(nnz * epochs / batch_size) == len(model.stats.losses)
+    capped = train_joint(data.train, params(epochs=3.0, max_steps=4), progress=False)
+    assert capped.stats.steps == 4
+
+
+def test_batch_stream_visits_every_positive_once_per_epoch() -> None:
+    batches = list(batch_stream(1000, 300, 2500, np.random.default_rng(0)))
+    assert [len(b) for b in batches] == [300] * 8 + [100]
+    visited = np.concatenate(batches)
+    for epoch in range(2):
+        assert sorted(visited[epoch * 1000 : (epoch + 1) * 1000]) == list(range(1000))
+
+
+def test_validation_keeps_the_best_step(data: Topics) -> None:
+    valid = data.held_out.multiply(sp.csr_matrix(~data.cold[None, :])).tocsr()
+    model = train_joint(data.train, params(epochs=4, validate_every=4, patience=2), valid=valid, progress=False)
+    steps = [step for step, _ in model.stats.validation]
+    assert steps and steps == sorted(steps) and model.stats.best_step in steps
+    best = max(score for _, score in model.stats.validation)
+    assert dict(model.stats.validation)[model.stats.best_step] == best
