@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from recause.data.schemas import SCHEMAS, as_text, coerce, normalise_interactions
@@ -22,7 +23,7 @@ def item_text(title: str | None, year: str | None, genres: list[str]) -> str:
 
 def split_genres(value: object) -> list[str]:
     """Genres from a list, or from text separated by '|', ',' or spaces (MovieLens atomic files)."""
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):  # Parquet list columns read back as arrays
         return [str(v) for v in value]
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return []
