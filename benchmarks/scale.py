@@ -1,9 +1,11 @@
 """How cost grows with data: ingest -> validate -> split -> baselines -> joint (1 epoch) -> evaluate.
 
-Synthetic MovieLens-like logs (``data.source: synthetic``) at 100k, 1M and 10M interactions, each in
-its own scratch workspace. The first four stages are the pipeline's own stage modules (what
-`dvc repro` runs); `joint` trains the joint model for one epoch on the train part; `evaluate` ranks
-the full catalogue for a seeded sample of test users. Every stage runs in its own process, so its
+Synthetic MovieLens-like logs (``recause.data.synthetic``, what ``data.source: synthetic`` draws) at
+100k, 1M and 10M interactions, each in its own scratch workspace. `generate` writes them as Parquet
+files; `ingest` then reads them as a user's own files would be read (``data.source: files``), so its
+time is what your data would cost, not the generator's. The next three stages are the pipeline's
+own stage modules (what `dvc repro` runs); `joint` trains the joint model for one epoch on the train
+part; `evaluate` ranks the full catalogue for a seeded sample of test users. Every stage runs in its own process, so its
 wall time and peak memory (that process's max RSS, from wait4) are its alone.
 
   .venv/bin/python benchmarks/scale.py                       # 100k, 1M, 10M (about 10 minutes)
@@ -29,9 +31,10 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("ingest", "validate", "split", "train_baselines", "joint", "evaluate")
+STAGES = ("generate", "ingest", "validate", "split", "train_baselines", "joint", "evaluate")
 # Why a stage may grow faster than the data, and what bounds it.
 SUPER_LINEAR = {
+    "generate": "draws are de-duplicated by sorting pair keys: n log n (about 1.2x linear per 10x)",
     "train_baselines": "ItemKNN's co-counts grow with sum(events per user ^ 2); EASE is cubic in items "
     "and skipped above models.ease.max_items",
 }
@@ -43,8 +46,11 @@ SEED = 0
 def workspace_params(interactions: int) -> dict:
     """params.yaml for one size: synthetic logs; everything else as shipped."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    raw["data"]["source"] = "synthetic"
-    raw["data"]["synthetic"]["interactions"] = interactions
+    raw["data"]["source"] = "files"
+    raw["data"]["files"] = {
+        table: {"path": f"generated/{table}.parquet"} for table in ("interactions", "items", "users")
+    }
+    raw["data"]["synthetic"]["interactions"] = interactions  # what `generate` draws
     raw["data"]["pseudonym_key_file"] = ".recause/pseudonym.key"
     raw["validate"]["drift"]["enabled"] = False  # a fresh workspace has no snapshot to drift from
     return raw
@@ -52,7 +58,7 @@ def workspace_params(interactions: int) -> dict:
 
 def run_stage(stage: str, workspace: Path) -> tuple[float, float]:
     """Run one stage in its own process; (wall seconds, peak RSS in MB)."""
-    if stage in ("joint", "evaluate"):
+    if stage in ("generate", "joint", "evaluate"):
         command = [sys.executable, str(Path(__file__).resolve()), "--stage", stage]
     else:
         command = [sys.executable, "-m", f"tasks.{stage}"]
@@ -89,6 +95,21 @@ def side_features(items, users) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  #
         codes, _ = users[column].astype("string").fillna("?").factorize()
         one_hot.append(np.eye(codes.max() + 1)[codes])
     return text, item_side, np.column_stack(one_hot).astype(np.float32)
+
+
+def generate_stage() -> None:
+    """The synthetic logs of this workspace's params as Parquet files (explicit int32/float32/int64 dtypes)."""
+    from recause.config import parse_params
+    from recause.data.synthetic import SyntheticSpec, synthetic_tables
+
+    params = parse_params(yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))).data.synthetic
+    tables = synthetic_tables(SyntheticSpec(**params.model_dump()))
+    Path("generated").mkdir(exist_ok=True)
+    for name in ("interactions", "items", "users"):
+        getattr(tables, name).to_parquet(f"generated/{name}.parquet", index=False)
+    print(
+        f"generate: {len(tables.interactions):,} interactions, {len(tables.items):,} items, {len(tables.users):,} users"
+    )
 
 
 def joint_stage() -> None:
@@ -194,10 +215,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--keep", type=Path, help="workspace root to keep (default: a temporary one, removed)")
-    parser.add_argument("--stage", choices=("joint", "evaluate"), help=argparse.SUPPRESS)  # child processes
+    parser.add_argument("--stage", choices=("generate", "joint", "evaluate"), help=argparse.SUPPRESS)  # children
     args = parser.parse_args()
     if args.stage:
-        {"joint": joint_stage, "evaluate": evaluate_stage}[args.stage]()
+        {"generate": generate_stage, "joint": joint_stage, "evaluate": evaluate_stage}[args.stage]()
         return
     root = args.keep or Path(tempfile.mkdtemp(prefix="recause-scale-"))
     seconds: dict[str, list[float]] = {s: [] for s in STAGES}
