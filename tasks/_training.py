@@ -21,13 +21,17 @@ import torch
 import recause.models.language
 import recause.training
 from recause.config import EncoderParams, TrainingParams
+from recause.data.matrix import IdIndex
+from recause.errors import InputDataError
+from recause.models.joint import JointParams
 from recause.training.device import autocast_dtype, resolve_device, set_threads
 from recause.training.faults import FaultInjector
 from recause.training.loop import CheckpointDir, LoopConfig, Objective, TrainResult, train
 from recause.training.report import loss_figure
-from tasks._io import atomic_path, read_parquet
+from tasks._io import atomic_path, read_parquet, require_file
 
 ITEMS = Path("data/validated/items.parquet")
+EMBEDDINGS = Path("data/embeddings/items.safetensors")
 CODE = (recause.models.language, recause.training)  # what a training stage's results depend on
 
 
@@ -36,6 +40,19 @@ def item_texts() -> pd.DataFrame:
     items = read_parquet(ITEMS, "items table").loc[:, ["item_id", "text"]]
     items["item_id"] = items["item_id"].astype(str)
     return items.sort_values("item_id", kind="stable").reset_index(drop=True)
+
+
+def item_embeddings(items: IdIndex) -> np.ndarray:
+    """The `embed` stage's item embeddings in the row order of ``items`` (every item must have one)."""
+    from safetensors import safe_open
+
+    with safe_open(str(require_file(EMBEDDINGS, "item embeddings")), framework="np") as handle:
+        ids = json.loads(handle.metadata()["item_ids"])
+        embeddings = handle.get_tensor("embeddings")
+    rows = IdIndex(np.asarray(ids, dtype=str)).positions(items.ids)
+    if (rows < 0).any():
+        raise InputDataError(f"{EMBEDDINGS} lacks {(rows < 0).sum()} of the {len(items):,} items: re-run `embed`")
+    return embeddings[rows]
 
 
 def runtime(encoder: EncoderParams) -> tuple[torch.device, torch.dtype | None]:
@@ -115,31 +132,37 @@ def run_training(
     stage: str,
     objective: Objective,
     optimizer: torch.optim.Optimizer,
-    params: TrainingParams,
+    params: TrainingParams | JointParams,
     n_examples: int,
     depends_on: tuple[Any, ...],
     device: torch.device,
     dtype: torch.dtype | None,
     validate: Callable[[], float] | None = None,
+    validate_every: int | None = None,
+    run_name: str | None = None,
+    code: tuple[ModuleType, ...] = CODE,
 ) -> TrainRun:
-    """Train (or resume) under ``checkpoints/<stage>/`` with the stage's injected faults and a progress bar.
+    """Train (or resume) under ``checkpoints/<run_name or stage>/`` with the stage's injected faults and a progress bar.
 
-    ``depends_on`` are the params and input digests the run depends on; the stage's code is added here.
+    ``depends_on`` are the params and input digests the run depends on; ``code`` and the stage's own module are
+    added here. ``validate_every`` overrides the params' (e.g. a default of once per epoch computed by the caller).
     """
     steps = total_steps(params, n_examples)
+    run_name = run_name or stage
     config = LoopConfig(
         total_steps=steps,
         batch_size=params.batch_size,
         micro_batch_size=params.micro_batch_size or params.batch_size,
         seed=params.seed,
         checkpoint_every=params.checkpoint_every,
-        fingerprint=fingerprint(params, *depends_on, code_digest(*CODE, sys.modules["__main__"])),
-        validate_every=getattr(params, "validate_every", None) if validate is not None else None,
+        fingerprint=fingerprint(params, *depends_on, code_digest(*code, sys.modules["__main__"])),
+        validate_every=(validate_every or getattr(params, "validate_every", None)) if validate is not None else None,
+        patience=getattr(params, "patience", None),
     )
     with Timer() as timer:
         result = train(
-            objective, optimizer, config, CheckpointDir(Path("checkpoints") / stage), device, dtype,
-            before_forward=FaultInjector(stage), progress=step_progress(steps, stage), validate=validate,
+            objective, optimizer, config, CheckpointDir(Path("checkpoints") / run_name), device, dtype,
+            before_forward=FaultInjector(stage), progress=step_progress(steps, run_name), validate=validate,
         )  # fmt: skip
     return TrainRun(result, steps, timer.seconds)
 

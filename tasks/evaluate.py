@@ -1,8 +1,11 @@
-"""Stage `evaluate`: full-ranking metrics of every model on valid and test, and cold start on `cold`.
+"""Stage `evaluate`: full-ranking metrics of every model on valid and test, cold start on `cold`, and `intervened`.
 
-valid/test: the main split, every model. cold: the cold-item variant, where only models that can
-score items without interactions compete (text retrieval), next to `pop` fit on that variant's
-train (cold items have no events there, so it is the random-order floor).
+valid/test: the main split, every model; on test also SNIPS-weighted (unbiased under the popularity
+propensity model) Recall/NDCG and the popularity bias of the top lists. cold: the cold-item variant,
+where only models that can score items without interactions compete (text retrieval, and the joint
+models fit on that variant's train, which reach cold items through their text), next to `pop` fit on
+that variant's train (cold items have no events there, so it is the random-order floor).
+intervened: the test set with near-uniform exposure, for the models fit on that variant's train.
 """
 
 from __future__ import annotations
@@ -17,18 +20,21 @@ from tqdm import tqdm
 
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.evaluation.protocol import evaluate_all
-from recause.evaluation.report import ranking_figure
+from recause.evaluation.report import popularity_figure, ranking_figure
 from recause.models.base import Recommender
 from recause.models.baselines import BASELINES, Pop
+from recause.models.joint import JointModel
 from recause.models.language.retrieval import TfidfKNN, lm_retrieval_from_heads
 from recause.parallel import open_runner
 from tasks._io import atomic_path, load_model, load_params, read_parquet, require_file, run_stage, write_json
-from tasks._training import item_texts
+from tasks._training import item_embeddings, item_texts
 
 PROCESSED_DIR = Path("data/processed")
 COLD_DIR = PROCESSED_DIR / "cold_item"
+INTERVENED_DIR = PROCESSED_DIR / "intervened"
+JOINT_DIR = Path("models/joint")
+JOINT_MODELS = ("joint", "joint_debiased")
 MODELS_DIR = Path("models/baselines")
-EMBEDDINGS = Path("data/embeddings/items.safetensors")
 TWO_TOWER = Path("models/finetuned")
 METRICS = Path("metrics/ranking.json")
 PLOTS_DIR = Path("metrics/plots/ranking")
@@ -40,19 +46,23 @@ def read_parts(directory: Path, names: tuple[str, ...]) -> dict[str, pd.DataFram
 
 def lm_retrieval(items: IdIndex) -> Recommender:
     """Item embeddings from `embed`, aligned to ``items``, with the two-tower heads from `finetune`."""
-    from safetensors import safe_open
     from safetensors.numpy import load_file
 
-    with safe_open(str(require_file(EMBEDDINGS, "item embeddings")), framework="np") as handle:
-        ids = json.loads(handle.metadata()["item_ids"])
-        embeddings = handle.get_tensor("embeddings")
-    rows = IdIndex(np.asarray(ids, dtype=str)).positions(items.ids)
-    if (rows < 0).any():
-        raise RuntimeError(f"{EMBEDDINGS} lacks {(rows < 0).sum()} of the evaluated items: re-run `embed`")
-    embeddings = embeddings[rows]
     heads = load_file(str(require_file(TWO_TOWER / "two_tower.safetensors", "two-tower heads")))
     config = json.loads((TWO_TOWER / "two_tower.json").read_text(encoding="utf-8"))
-    return lm_retrieval_from_heads(embeddings, heads, config["temperature"])
+    return lm_retrieval_from_heads(item_embeddings(items), heads, config["temperature"])
+
+
+def load_joint(split: str, parts: dict[str, pd.DataFrame], items: IdIndex) -> dict[str, Recommender]:
+    """`joint` and `joint_debiased` fit on ``split``'s train, checked to share evaluate's user and item axes."""
+    models = {}
+    for name in JOINT_MODELS:
+        model, meta = load_model(JOINT_DIR / split, name, {name: JointModel})
+        users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
+        if meta["user_ids"] != users.ids.tolist() or meta["item_ids"] != items.ids.tolist():
+            raise RuntimeError(f"{JOINT_DIR / split}/{name} was fit on other users or items: re-run `train_joint`")
+        models[name] = model
+    return models
 
 
 def main() -> None:
@@ -60,6 +70,7 @@ def main() -> None:
     params = all_params.evaluate
     parts = read_parts(PROCESSED_DIR, ("train", "valid", "test"))
     cold_parts = read_parts(COLD_DIR, ("train", "valid", "test", "cold"))
+    intervened_parts = read_parts(INTERVENED_DIR, ("train", "valid", "test"))
     # a baseline may be absent by design (EASE above models.ease.max_items items)
     fitted = [name for name in BASELINES if (MODELS_DIR / f"{name}.json").exists()]
     loaded = {name: load_model(MODELS_DIR, name, BASELINES) for name in fitted}
@@ -72,18 +83,32 @@ def main() -> None:
         "tfidf_knn": TfidfKNN.from_texts(texts.reindex(items.ids).fillna("").tolist()),
         "lm_retrieval": lm_retrieval(items),
     }
-    models = {**{name: model for name, (model, _) in loaded.items()}, **content}
+    models = {**{name: model for name, (model, _) in loaded.items()}, **content, **load_joint("main", parts, items)}
     cold_users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in cold_parts.values()]))
-    cold_models = {"pop": Pop().fit(interaction_matrix(cold_parts["train"], cold_users, items)), **content}
+    cold_models = {
+        "pop": Pop().fit(interaction_matrix(cold_parts["train"], cold_users, items)),
+        **content,
+        **load_joint("cold_item", cold_parts, items),
+    }
+    # on `intervened` only models fit on its own train compete: the main train holds its test events
+    intervened_users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in intervened_parts.values()]))
+    intervened_models = {
+        "pop": Pop().fit(interaction_matrix(intervened_parts["train"], intervened_users, items)),
+        **load_joint("intervened", intervened_parts, items),
+    }
 
     def progress(it, desc):  # noqa: ANN001, ANN202
         return tqdm(it, desc=desc, leave=False, disable=None)
 
     with open_runner(all_params.orchestration) as runner:
+        segments = 2 * len(models) + len(cold_models) + len(intervened_models)
         if runner.where != "local":
-            print(f"evaluate: {2 * len(models) + len(cold_models)} (split, model) segments on {runner.where}")
-        results = evaluate_all(parts, models, items, params, progress, splits=("valid", "test"), runner=runner)
-        results |= evaluate_all(cold_parts, cold_models, items, params, progress, splits=("cold",), runner=runner)
+            print(f"evaluate: {segments} (split, model) segments on {runner.where}")
+        shared = {"items": items, "params": params, "progress": progress, "runner": runner}
+        results = evaluate_all(parts, models, splits=("valid", "test"), unbiased=("test",), **shared)
+        results |= evaluate_all(cold_parts, cold_models, splits=("cold",), **shared)
+        intervened = evaluate_all(intervened_parts, intervened_models, splits=("test",), unbiased=("test",), **shared)
+        results["intervened"] = intervened["test"]
 
     write_json(METRICS, results)
     with atomic_path(PLOTS_DIR) as tmp:
@@ -92,6 +117,10 @@ def main() -> None:
             figure = ranking_figure(by_model, f"Full-ranking metrics on '{split}'")
             figure.savefig(tmp / f"ranking_{split}.png")
             plt.close(figure)
+            if any(key.startswith("gini@") for values in by_model.values() for key in values):
+                figure = popularity_figure(by_model, f"Popularity bias of the top lists on '{split}'")
+                figure.savefig(tmp / f"popularity_{split}.png")
+                plt.close(figure)
     for split, by_model in results.items():
         line = ", ".join(f"{m} {v[f'ndcg@{params.ks[0]}']:.4f}" for m, v in by_model.items())
         print(f"evaluate [{split}] ndcg@{params.ks[0]}: {line}")

@@ -66,20 +66,29 @@ def fail(error: Exception, code: int) -> typer.Exit:
 
 
 def print_ranking(path: Path) -> None:
+    """The accuracy metrics of every (split, model), then the unbiased and popularity-bias measures where computed."""
     from rich.console import Console
     from rich.table import Table
 
-    from recause.evaluation.report import metric_rows
+    from recause.evaluation.report import BIAS_PREFIXES, metric_rows
 
     rows = metric_rows(json.loads(path.read_text(encoding="utf-8")))
-    if not rows:
-        return
-    table = Table(title=f"Ranking metrics ({path})", show_lines=False)
-    for column in rows[0]:
-        table.add_column(column, justify="left" if column in ("split", "model") else "right")
-    for row in rows:
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console(width=max(160, Console().width)).print(table)
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    bias = [c for c in columns if c.startswith(BIAS_PREFIXES)]
+    console = Console(width=max(160, Console().width))
+    for title, shown in (
+        (f"Ranking metrics ({path})", [c for c in columns if c not in bias]),
+        ("Unbiased (SNIPS) estimates and popularity bias of the top lists", ["split", "model", *bias]),
+    ):
+        selected = [row for row in rows if any(c in row for c in shown[2:])]
+        if not selected:
+            continue
+        table = Table(title=title, show_lines=False)
+        for column in shown:
+            table.add_column(column, justify="left" if column in ("split", "model") else "right")
+        for row in selected:
+            table.add_row(*(f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in shown))
+        console.print(table)
 
 
 @app.command()
@@ -184,7 +193,9 @@ def explain(
     item: Annotated[
         str | None, typer.Option("--item", "-i", help="Item id to explain; omitted: the user's top-k, one reason each.")
     ] = None,
-    model: Annotated[str, typer.Option(help="Trained model that recommends: ease, itemknn or pop.")] = "ease",
+    model: Annotated[
+        str, typer.Option(help="Trained model that recommends: ease, itemknn, pop, joint or joint_debiased.")
+    ] = "ease",
     k: Annotated[int, typer.Option("--k", min=1, help="Length of the recommendation list.")] = 10,
     reasons: Annotated[int, typer.Option(min=1, help="History items to name per explanation.")] = 3,
     workspace: WorkspaceOption = Path("."),
@@ -214,6 +225,52 @@ def explain(
         _print_top_k(served, history, k)
     else:
         _print_one(served, history, column, k, reasons)
+
+
+@app.command()
+def recommend(
+    user: Annotated[str, typer.Option("--user", "-u", help="User id as in your data (or its pseudonym).")],
+    k: Annotated[int, typer.Option("--k", min=1, help="How many items to recommend.")] = 10,
+    model: Annotated[
+        str | None, typer.Option(help="joint, joint_debiased or a baseline (default: models.joint.serve).")
+    ] = None,
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """A user's top-k items they have not interacted with yet: title, score, and whether each item is
+    warm (it has training events) or cold (known to the model from its text and features only)."""
+    try:
+        root = find_workspace(workspace)
+        configure_environment(root)
+        import numpy as np
+
+        from recause.serving import load_served, top_k_recommendations, user_row
+        from tasks._io import load_params
+        from tasks.ingest import existing_pseudonym_key
+
+        settings = load_params(root / "params.yaml")
+        served = load_served(root, model or settings.models.joint.serve)
+        key = existing_pseudonym_key(settings.data, root) if settings.data.pseudonymise else None
+        row = user_row(served, user, key)
+    except RecauseError as error:
+        raise fail(error, 2) from None
+    from rich.console import Console
+    from rich.table import Table
+
+    def score_users(rows):  # noqa: ANN001, ANN202 - joint models score user rows, the others histories
+        if hasattr(served.model, "score_users"):
+            return served.model.score_users(rows)
+        return served.model.score(served.history[rows])
+
+    top = top_k_recommendations(
+        score_users, served.users, served.items, served.history, k, served.warm, np.array([row])
+    )
+    table = Table(title=f"Top {len(top)} for user {user} by {served.model.name}")
+    for name in ("rank", "item", "score", "warm/cold"):
+        table.add_column(name, justify="right" if name in ("rank", "score") else "left")
+    for found in top.itertuples():
+        title = served.titles.loc[found.item_id]
+        table.add_row(str(found.rank), title, f"{found.score:.4f}", "warm" if found.warm else "cold")
+    Console(width=max(100, Console().width)).print(table)
 
 
 def _print_top_k(served, history, k: int) -> None:  # noqa: ANN001

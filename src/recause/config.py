@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, PositiveFloat, ValidationError, field_va
 
 from recause.causal.params import CausalParams
 from recause.errors import ParamsError
+from recause.models.joint.params import DebiasMode, JointParams, NegativeSampling
 from recause.operations.params import RetrainParams
 from recause.params_base import StrictModel
 
@@ -117,6 +118,29 @@ class ValidateParams(StrictModel):
     drift: DriftParams = DriftParams()
 
 
+def check_shares(ratios: tuple[float, float, float], needed: int, what: str) -> tuple[float, float, float]:
+    """Three non-negative shares summing to 1, the one at ``needed`` positive."""
+    if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6 or ratios[needed] <= 0:
+        raise ValueError(f"must be three non-negative shares summing to 1 with {what}, got {list(ratios)}")
+    return ratios
+
+
+class IntervenedParams(StrictModel):
+    """The `intervened` variant (``recause.data.split.intervened_parts``): a test set with near-uniform exposure."""
+
+    sample_fraction: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="Share of interactions drawn as candidates for the intervened set."
+    )
+    ratios: tuple[float, float, float] = Field(
+        default=(0.25, 0.25, 0.5), description="Of the resampled set: shares that join train, form valid, form test."
+    )
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, ratios: tuple[float, float, float]) -> tuple[float, float, float]:
+        return check_shares(ratios, needed=2, what="a test share")
+
+
 class SplitParams(StrictModel):
     protocol: SplitProtocol = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -125,13 +149,12 @@ class SplitParams(StrictModel):
         default=0.2, gt=0.0, lt=1.0, description="Share of items held out entirely in the cold-item variant."
     )
     recbole_dataset_name: str = "recause"
+    intervened: IntervenedParams = IntervenedParams()
 
     @field_validator("ratios")
     @classmethod
     def _ratios_sum_to_one(cls, ratios: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6 or ratios[0] <= 0:
-            raise ValueError(f"must be three non-negative shares summing to 1, got {list(ratios)}")
-        return ratios
+        return check_shares(ratios, needed=0, what="a train share")
 
 
 class ItemKNNParams(StrictModel):
@@ -148,9 +171,31 @@ class EASEParams(StrictModel):
     )
 
 
+class JointStageParams(JointParams):
+    """`train_joint`: the joint model fit on each split's train twice, as `joint` (no debiasing) and
+    `joint_debiased` (``debias`` below); the JointParams knobs are shared by both."""
+
+    # defaults tuned on ML-100K's validation part (README: the joint model); JointParams' own suit any data
+    epochs: float = Field(default=20.0, gt=0.0, description="At most; validation each epoch stops it earlier.")
+    batch_size: int = Field(default=2048, ge=2, description="Positives per optimizer step.")
+    weight_decay: float = Field(default=0.05, ge=0.0, description="L2 on the embedding rows a batch touches.")
+    negatives: NegativeSampling = Field(default="in_batch", description="in_batch (logQ-corrected) | uniform.")
+    n_negatives: int = Field(default=512, ge=1, description="Negatives shared by a batch (softmax loss).")
+    patience: int = Field(default=3, ge=1, description="Validations without improvement before stopping.")
+    debias: DebiasMode = Field(default="ips", description="Debiasing of `joint_debiased` (`joint` always uses none).")
+    use_text: bool = Field(default=True, description="Feed the items' language-model embeddings (from `embed`).")
+    use_side_features: bool = Field(default=True, description="Feed user age/gender/occupation, item year/genres.")
+    checkpoint_every: int = Field(default=50, ge=1, description="Optimizer steps between resumable checkpoints.")
+    top_k: int = Field(default=50, ge=1, description="Recommendations per user in data/recommendations/topk.parquet.")
+    serve: Literal["joint", "joint_debiased"] = Field(
+        default="joint_debiased", description="The model behind topk.parquet and `recause recommend`."
+    )
+
+
 class ModelsParams(StrictModel):
     itemknn: ItemKNNParams = ItemKNNParams()
     ease: EASEParams = EASEParams()
+    joint: JointStageParams = JointStageParams()
 
 
 class EvaluateParams(StrictModel):
@@ -158,6 +203,10 @@ class EvaluateParams(StrictModel):
     metrics: tuple[MetricName, ...] = ("recall", "ndcg", "mrr", "hit", "precision")
     batch_users: int = Field(default=2048, ge=1)
     tie_seed: int = Field(default=0, description="Seed of the fixed random order that breaks score ties.")
+    propensity_eta: float = Field(
+        default=0.5, ge=0.0, description="Unbiased (SNIPS) metrics: exposure propensity ~ train popularity^eta."
+    )
+    propensity_clip: float = Field(default=0.01, gt=0.0, le=1.0, description="Smallest propensity of those metrics.")
 
     @field_validator("ks")
     @classmethod

@@ -1,6 +1,6 @@
 """Serving a trained workspace: a model, every user's known history and item titles, by id.
 
-Used by the commands that answer for one user (`recause explain`). It reads what the pipeline
+Used by the commands that answer for one user (`recause explain`, `recause recommend`). It reads what the pipeline
 wrote (the main split and `models/baselines/`); a missing file is a one-line error naming the
 stage to run.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,16 @@ import scipy.sparse as sp
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.data.pseudonym import pseudonym
 from recause.errors import RecauseError
+from recause.evaluation.ranking import top_k
 from recause.models.base import Recommender
 from recause.models.baselines import BASELINES
+from recause.models.joint import JointModel
 
 PSEUDONYM = re.compile(r"^u[0-9a-f]{16}$")
 SPLIT_PARTS = ("train", "valid", "test")
+TOP_K_COLUMNS = ["user_id", "rank", "item_id", "score", "warm"]
+JOINT_MODELS = ("joint", "joint_debiased")
+SERVABLE = {**BASELINES, **dict.fromkeys(JOINT_MODELS, JointModel)}
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class Served:
     users: IdIndex
     history: sp.csr_matrix  # every known interaction (train + valid + test), users x items
     titles: pd.Series  # item id -> title (or the id when the catalogue has no title)
+    warm: np.ndarray  # per item: it has events in the train part (else the model knows it from content only)
 
 
 def _need(path: Path, what: str, stage: str) -> Path:
@@ -42,28 +49,35 @@ def _need(path: Path, what: str, stage: str) -> Path:
 
 
 def load_served(root: Path, model: str) -> Served:
-    """The named baseline model and the histories it scores, from the workspace at ``root``."""
+    """The named model (a baseline, or a joint model fit on the main split) and the histories it scores,
+    from the workspace at ``root``."""
     from safetensors.numpy import load_file
 
-    if model not in BASELINES:
-        raise RecauseError(f"unknown model '{model}': choose one of {', '.join(sorted(BASELINES))}")
-    meta = json.loads(_need(root / f"models/baselines/{model}.json", "model", "train_baselines").read_text())
-    arrays = load_file(str(_need(root / f"models/baselines/{model}.safetensors", "model", "train_baselines")))
+    if model not in SERVABLE:
+        raise RecauseError(f"unknown model '{model}': choose one of {', '.join(sorted(SERVABLE))}")
+    folder, stage = (
+        ("models/joint/main", "train_joint") if model in JOINT_MODELS else ("models/baselines", "train_baselines")
+    )
+    meta = json.loads(_need(root / f"{folder}/{model}.json", "model", stage).read_text())
+    arrays = load_file(str(_need(root / f"{folder}/{model}.safetensors", "model", stage)))
     items = IdIndex(np.asarray(meta["item_ids"], dtype=str))
     parts = [pd.read_parquet(_need(root / f"data/processed/{p}.parquet", "split", "split")) for p in SPLIT_PARTS]
     events = pd.concat(parts, ignore_index=True)
     users = IdIndex.from_values(events["user_id"])
+    if "user_ids" in meta and meta["user_ids"] != users.ids.tolist():
+        raise RecauseError(f"{folder}/{model} was fit on another split's users: run `recause run --stage {stage}`")
     catalogue = pd.read_parquet(_need(root / "data/validated/items.parquet", "items", "validate"))
     catalogue["item_id"] = catalogue["item_id"].astype(str)
     names = catalogue["title"] if "title" in catalogue else catalogue["item_id"]
     titles = pd.Series(names.astype(str).to_numpy(), index=catalogue["item_id"]).reindex(items.ids)
     titles = titles.fillna(pd.Series(items.ids, index=items.ids))
     return Served(
-        BASELINES[model].from_state(meta["config"], arrays),
+        SERVABLE[model].from_state(meta["config"], arrays),
         items,
         users,
         interaction_matrix(events, users, items),
         titles,
+        np.asarray(interaction_matrix(parts[0], users, items).sum(axis=0)).ravel() > 0,
     )
 
 
@@ -82,3 +96,41 @@ def item_column(served: Served, item: str) -> int:
     if column < 0:
         raise RecauseError(f"unknown item '{item}': not in the model's catalogue of {len(served.items):,} items")
     return column
+
+
+def top_k_recommendations(
+    score_users: Callable[[np.ndarray], np.ndarray],
+    users: IdIndex,
+    items: IdIndex,
+    seen: sp.csr_matrix,
+    k: int,
+    warm: np.ndarray,
+    rows: np.ndarray | None = None,
+    batch_users: int = 2048,
+) -> pd.DataFrame:
+    """The ``k`` best items of every user (or of the users at ``rows``) by ``score_users(rows)``, never
+    one in their ``seen`` row.
+
+    One row per (user, rank): user_id, rank (1 = best), item_id, score, warm (the item had training
+    events). Users are scored ``batch_users`` at a time, so memory is batch x items whatever the user count.
+    """
+    frames = []
+    wanted = np.arange(len(users)) if rows is None else np.asarray(rows, dtype=np.int64)
+    for start in range(0, len(wanted), batch_users):
+        rows = wanted[start : start + batch_users]
+        scores = np.asarray(score_users(rows), dtype=np.float64)
+        top = top_k(scores, k, excluded=seen[rows].toarray() > 0)
+        user, rank = np.nonzero(top >= 0)  # -1 pads users with fewer than k unseen items
+        chosen = top[user, rank]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user_id": users.ids[rows[user]],
+                    "rank": (rank + 1).astype(np.int32),
+                    "item_id": items.ids[chosen],
+                    "score": scores[user, chosen].astype(np.float32),
+                    "warm": np.asarray(warm, dtype=bool)[chosen],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TOP_K_COLUMNS)

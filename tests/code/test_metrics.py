@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recause.evaluation.exposure import exposure_k, gini, inverse_propensity_weights
 from recause.evaluation.metrics import per_user_metrics
 from recause.evaluation.ranking import evaluate_ranking, relevance, top_k
 
@@ -101,4 +103,164 @@ def test_means_are_bit_identical_whatever_order_users_come_in() -> None:
     order = rng.permutation(300)
     first = evaluate_ranking(score, history, history, truth, [5, 10], ALL, batch_users=64)
     permuted = evaluate_ranking(score, history[order], history[order], truth[order], [5, 10], ALL, batch_users=37)
+    assert first == permuted
+
+
+def _fixed_list_case() -> tuple[sp.csr_matrix, sp.csr_matrix, Callable[[sp.csr_matrix], np.ndarray]]:
+    # items scored 0 > 1 > 2 > 3 for everyone; each user's seen items are excluded
+    history = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
+    truth = sp.csr_matrix(np.array([[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0]], dtype=np.float32))
+    item_scores = np.array([0.4, 0.3, 0.2, 0.1])
+    return history, truth, lambda rows: np.tile(item_scores, (rows.shape[0], 1))
+
+
+def test_snips_weights_each_truth_item_by_its_inverse_propensity() -> None:
+    history, truth, score = _fixed_list_case()
+    weights = np.array([1.0, 2.0, 3.0, 4.0])
+    result = evaluate_ranking(score, history, history, truth, [1, 2], ["recall"], batch_users=1, item_weights=weights)
+    # user 0 ranks [1, 2, 3]: truth item 2 at rank 2; user 2 ranks [0, 1, 2]: item 0 at rank 1, item 2 at rank 3;
+    # user 1 has no truth. Truth weights: 3 (u0, item 2) + 1 (u2, item 0) + 3 (u2, item 2) = 7
+    assert result["snips_recall@1"] == pytest.approx(1 / 7)
+    assert result["snips_recall@2"] == pytest.approx((3 + 1) / 7)
+    assert result["snips_ndcg@1"] == pytest.approx(1 / 7)
+    assert result["snips_ndcg@2"] == pytest.approx((3 / math.log2(3) + 1) / 7)
+    # among candidates {0, 1, 3} only user 2's item 0 is truth, and it is ranked first
+    candidates = np.array([True, True, False, True])
+    ranked = evaluate_ranking(score, history, history, truth, [2], ["recall"], candidates, item_weights=weights)
+    assert ranked["snips_recall@2"] == pytest.approx(1.0)
+
+
+def test_snips_recall_with_unit_weights_is_micro_averaged_recall() -> None:
+    rng = np.random.default_rng(5)
+    history = sp.csr_matrix((rng.random((120, 40)) < 0.2).astype(np.float32))
+    truth = sp.csr_matrix(((rng.random((120, 40)) < 0.15) & (history.toarray() == 0)).astype(np.float32))
+    weights = rng.random((40, 40))
+
+    def score(rows: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(rows @ weights)
+
+    result = evaluate_ranking(
+        score, history, history, truth, [5, 10], ["recall"], batch_users=17, item_weights=np.ones(40)
+    )
+    top = top_k(score(history), 10, history.toarray() > 0)
+    hits = relevance(top, truth)
+    for k in (5, 10):
+        assert result[f"snips_recall@{k}"] == pytest.approx(hits[:, :k].sum() / truth.nnz, rel=1e-12)
+    # the macro average (per-user recall, then the mean) differs: users with few truth items count as much
+    assert result["recall@10"] != pytest.approx(result["snips_recall@10"])
+
+
+def test_new_measures_leave_the_old_keys_untouched() -> None:
+    rng = np.random.default_rng(8)
+    history = sp.csr_matrix((rng.random((90, 30)) < 0.2).astype(np.float32))
+    truth = sp.csr_matrix(((rng.random((90, 30)) < 0.1) & (history.toarray() == 0)).astype(np.float32))
+    weights = rng.random((30, 30))
+
+    def score(rows: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(rows @ weights)
+
+    plain = evaluate_ranking(score, history, history, truth, [5, 10], ALL)
+    extended = evaluate_ranking(
+        score,
+        history,
+        history,
+        truth,
+        [5, 10],
+        ALL,
+        item_weights=inverse_propensity_weights(history, 0.5, 0.01),
+        popularity=np.asarray(history.sum(axis=0)).ravel(),
+    )
+    assert {name: extended[name] for name in plain} == plain
+    assert list(extended)[: len(plain)] == list(plain)
+    assert set(extended) - set(plain) == {
+        *(f"snips_{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10)),
+        "mean_popularity@10",
+        "coverage@10",
+        "gini@10",
+    }
+
+
+def test_mean_popularity_coverage_and_gini_by_hand() -> None:
+    history, truth, score = _fixed_list_case()
+    popularity = np.array([5.0, 1.0, 2.0, 7.0])
+    result = evaluate_ranking(score, history, history, truth, [2], ["recall"], batch_users=1, popularity=popularity)
+    # users with truth get [1, 2] (user 0) and [0, 1] (user 2): counts per item [1, 2, 1, 0]
+    assert result["mean_popularity@2"] == pytest.approx((1 + 2 + 5 + 1) / 4)
+    assert result["coverage@2"] == pytest.approx(3 / 4)
+    # sorted counts [0, 1, 1, 2]: sum_j (2j - n - 1) x_j / (n sum x) = (0 - 1 + 1 + 6) / (4 * 4)
+    assert result["gini@2"] == pytest.approx(6 / 16)
+
+
+def test_one_list_for_everyone_is_concentrated_and_spread_lists_are_not() -> None:
+    n_users, n_items = 20, 200
+    history = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    truth = sp.csr_matrix(np.eye(n_users, n_items, dtype=np.float32))
+    popularity = np.arange(n_items, dtype=np.float64)
+
+    def same_for_all(rows: sp.csr_matrix) -> np.ndarray:
+        return np.tile(-np.arange(n_items, dtype=np.float64), (rows.shape[0], 1))  # items 0..9 on top
+
+    def spread(rows: np.ndarray, _: sp.csr_matrix) -> np.ndarray:
+        return (np.arange(n_items)[None, :] // 10 == rows[:, None]).astype(np.float64)  # user u: items 10u..10u+9
+
+    same = evaluate_ranking(same_for_all, history, history, truth, [5, 10, 20], ["recall"], popularity=popularity)
+    assert same["coverage@10"] == pytest.approx(10 / n_items)
+    assert same["gini@10"] == pytest.approx(1 - 10 / n_items)
+    assert same["mean_popularity@10"] == pytest.approx(4.5)
+    uniform = evaluate_ranking(
+        spread, history, history, truth, [5, 10, 20], ["recall"], popularity=popularity, by_user_rows=True
+    )
+    assert uniform["coverage@10"] == pytest.approx(1.0)
+    assert uniform["gini@10"] == pytest.approx(0.0, abs=1e-12)
+    assert uniform["mean_popularity@10"] == pytest.approx(popularity.mean())
+    # without k = 10 the smallest k is used
+    assert "coverage@5" in evaluate_ranking(
+        same_for_all, history, history, truth, [5, 20], ["recall"], popularity=popularity
+    )
+    assert exposure_k([20, 10, 5]) == 10 and exposure_k([20, 5]) == 5
+
+
+def test_coverage_and_gini_are_over_the_candidates_when_given() -> None:
+    history, truth, score = _fixed_list_case()
+    candidates = np.array([False, True, True, True])
+    result = evaluate_ranking(score, history, history, truth, [2], ["recall"], candidates, popularity=np.ones(4))
+    # only user 0 has candidate truth (item 2); it gets [1, 2] of the three candidates
+    assert result["coverage@2"] == pytest.approx(2 / 3)
+    assert result["gini@2"] == pytest.approx(gini(np.array([0, 1, 1])))
+
+
+def test_gini_extremes() -> None:
+    assert gini(np.array([3, 3, 3])) == 0.0
+    assert gini(np.array([0, 0, 6])) == pytest.approx(2 / 3)
+    assert gini(np.array([], dtype=int)) == 0.0 and gini(np.zeros(4)) == 0.0
+
+
+def test_inverse_propensity_weights_follow_train_counts() -> None:
+    # item 0: four train users (one event repeated), item 1: one, item 2: none
+    rows, cols = [0, 1, 2, 3, 3, 0], [0, 0, 0, 0, 0, 1]
+    train = sp.csr_matrix((np.ones(6, dtype=np.float32), (rows, cols)), shape=(4, 3))
+    weights = inverse_propensity_weights(train, eta=0.5, clip=0.01)
+    # p = (count / max count)^0.5 clipped at 0.01: [1, 0.5, 0.01]
+    np.testing.assert_allclose(weights, [1.0, 2.0, 100.0])
+    np.testing.assert_array_equal(inverse_propensity_weights(np.array([4, 1, 0]), 0.5, 0.01), weights)
+
+
+def test_new_measures_are_bit_identical_whatever_order_users_come_in() -> None:
+    rng = np.random.default_rng(4)
+    history = sp.csr_matrix((rng.random((300, 50)) < 0.2).astype(np.float32))
+    truth = sp.csr_matrix(((rng.random((300, 50)) < 0.1) & (history.toarray() == 0)).astype(np.float32))
+    weights = rng.random((50, 50)).astype(np.float32)
+    extra = {
+        "item_weights": inverse_propensity_weights(history, 0.5, 0.01),
+        "popularity": np.asarray(history.sum(axis=0)).ravel(),
+    }
+
+    def score(rows: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(rows @ weights)
+
+    order = rng.permutation(300)
+    first = evaluate_ranking(score, history, history, truth, [5, 10], ALL, batch_users=64, **extra)
+    permuted = evaluate_ranking(
+        score, history[order], history[order], truth[order], [5, 10], ALL, batch_users=37, **extra
+    )
     assert first == permuted

@@ -34,7 +34,7 @@ def test_graph_equals_dvcs_own_dag() -> None:
 def test_execution_order_is_topological_and_targets_pull_their_ancestors() -> None:
     graph = _project_graph()
     assert execution_order(graph) == [
-        "ingest", "validate", "split", "train_baselines", "pretrain", "finetune", "embed", "evaluate",
+        "ingest", "validate", "split", "train_baselines", "pretrain", "finetune", "embed", "train_joint", "evaluate",
         "ingest_bandit", "ope", "causal_discover", "causal_estimate", "refute", "explain", "uplift",
     ]  # fmt: skip
     assert execution_order(graph, ["refute"]) == ["ingest", "validate", "causal_discover", "causal_estimate", "refute"]

@@ -379,3 +379,48 @@ def test_loss_figure_shows_validation_and_the_kept_step() -> None:
     assert list(validation_axis.lines[0].get_xdata()) == [2, 4]
     assert list(validation_axis.lines[1].get_xdata()) == [4, 4]  # the kept step
     assert "kept: step 4" in [t.get_text() for t in validation_axis.get_legend().get_texts()]
+
+
+def test_patience_stops_early_keeps_the_best_and_a_rerun_trains_no_further(tmp_path: Path) -> None:
+    def validator(objective: TinyRegression) -> Callable[[], float]:
+        # improves at step 2, then twice not (steps 4, 6): patience 2 stops there, before step 8's peak
+        scores = {2: 0.5, 4: 0.4, 6: 0.3, 8: 0.9, 10: 0.1}
+        return lambda: scores[max(objective.rows_seen) + 1]
+
+    def cfg(patience: int | None) -> LoopConfig:
+        return LoopConfig(total_steps=10, batch_size=8, micro_batch_size=8, seed=11, checkpoint_every=4,
+                          fingerprint="p", validate_every=2, patience=patience)  # fmt: skip
+
+    def go(objective: TinyRegression, directory: Path | None, patience: int | None) -> TrainResult:
+        optimizer = torch.optim.AdamW(objective.module.parameters(), lr=0.01)
+        checkpoints = None if directory is None else CheckpointDir(directory)
+        return train(objective, optimizer, cfg(patience), checkpoints, CPU, log=lambda m: None,
+                     validate=validator(objective))  # fmt: skip
+
+    patient = go(TinyRegression(init_seed=0), None, patience=None)
+    assert len(patient.losses) == 10 and patient.best_step == 8 and not patient.stopped_early
+
+    stopped_objective = TinyRegression(init_seed=0)
+    stopped = go(stopped_objective, tmp_path, patience=2)
+    assert stopped.stopped_early and len(stopped.losses) == 6 and sorted(stopped_objective.rows_seen) == list(range(6))
+    assert stopped.validation == [(2, 0.5), (4, 0.4), (6, 0.3)] and stopped.best_step == 2
+    until_best = TinyRegression(init_seed=0)
+    run(until_best, tmp_path / "best", config(total_steps=2, micro=8))
+    assert_same_state(stopped_objective.module, until_best.module)  # ends with step 2's weights
+    assert json.loads((tmp_path / "progress.json").read_text())["step"] == 6  # the stop is checkpointed
+
+    rerun_objective = TinyRegression(init_seed=3)
+    rerun = go(rerun_objective, tmp_path, patience=2)
+    assert rerun.stopped_early and rerun.resumed_from == 6 and not rerun_objective.rows_seen
+    assert_same_state(rerun_objective.module, until_best.module)
+
+
+def test_without_a_checkpoint_folder_nothing_is_written_and_the_run_is_the_same(tmp_path: Path) -> None:
+    with_checkpoints = TinyRegression(init_seed=0)
+    reference = run(with_checkpoints, tmp_path / "a", config())
+    in_memory = TinyRegression(init_seed=0)
+    optimizer = torch.optim.AdamW(in_memory.module.parameters(), lr=0.01)
+    result = train(in_memory, optimizer, config(), None, CPU, log=lambda m: None)
+    assert result.losses == reference.losses and result.resumed_from == 0
+    assert_same_state(in_memory.module, with_checkpoints.module)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]

@@ -8,10 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recause.config import SplitParams
+from recause.config import IntervenedParams, SplitParams
 from recause.data.movielens import parse_atomic
 from recause.data.schemas import Tables
-from recause.data.split import cold_item_parts, split_counts, split_interactions, to_recbole_atomic
+from recause.data.split import (
+    cold_item_parts,
+    intervened_parts,
+    split_counts,
+    split_interactions,
+    to_recbole_atomic,
+)
+from recause.evaluation.exposure import gini
 
 KEY = ["user_id", "item_id", "timestamp"]
 
@@ -98,3 +105,70 @@ def test_recbole_atomic_export_round_trips(interactions: pd.DataFrame) -> None:
     assert len(parsed) == len(test)
     assert parsed["user_id"].tolist() == test["user_id"].tolist()
     assert pd.read_csv(io.StringIO(text), sep="\t")["rating:float"].sum() == pytest.approx(test["rating"].sum())
+
+
+@pytest.fixture(scope="module")
+def intervened(interactions: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return intervened_parts(interactions, IntervenedParams(), SplitParams().seed)
+
+
+def _item_counts(part: pd.DataFrame, items: pd.Index) -> np.ndarray:
+    return part["item_id"].value_counts().reindex(items, fill_value=0).to_numpy()
+
+
+def test_intervened_parts_are_disjoint_and_sized_by_the_rule(
+    interactions: pd.DataFrame, intervened: dict[str, pd.DataFrame]
+) -> None:
+    names = ("train", "valid", "test")
+    assert tuple(intervened) == names
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not _rows(intervened[a]) & _rows(intervened[b]), f"{a} and {b} share events"
+    assert set().union(*(_rows(p) for p in intervened.values())) <= _rows(interactions)
+    n_rows = len(interactions)
+    not_sampled = n_rows - round(0.5 * n_rows)  # ordinary train
+    resampled = sum(len(p) for p in intervened.values()) - not_sampled
+    assert 0 < resampled < round(0.5 * n_rows)  # the resampling dropped some sampled rows, kept others
+    sizes = [len(intervened["train"]) - not_sampled, len(intervened["valid"]), len(intervened["test"])]
+    assert sizes == split_counts(resampled, (0.25, 0.25, 0.5))
+    assert list(intervened["test"].columns) == list(interactions.columns)
+
+
+def test_intervened_resampling_caps_popular_items_and_keeps_the_rest(
+    interactions: pd.DataFrame, intervened: dict[str, pd.DataFrame]
+) -> None:
+    popularity = interactions["item_id"].value_counts()
+    cap = popularity.median()
+    kept = pd.concat(intervened.values())["item_id"].value_counts().reindex(popularity.index, fill_value=0)
+    # keep probability min(1, cap / pop) is 1 at or below the median: none of those items' rows are dropped
+    rare = popularity.index[popularity <= cap]
+    assert (kept[rare] == popularity[rare]).all()
+    # at twice the median or more, at most half of an item's sampled rows survive: every such item loses rows
+    popular = popularity.index[popularity >= 2 * cap]
+    assert (kept[popular] < popularity[popular]).all()
+    # expected survivors of the resampling: sample_fraction * min(pop_i, cap), summed over items
+    n_rows = len(interactions)
+    resampled = sum(len(p) for p in intervened.values()) - (n_rows - round(0.5 * n_rows))
+    assert resampled == pytest.approx(0.5 * np.minimum(popularity.to_numpy(), cap).sum(), rel=0.03)
+
+
+def test_intervened_test_exposure_is_much_flatter_than_the_ordinary_test(
+    interactions: pd.DataFrame, intervened: dict[str, pd.DataFrame]
+) -> None:
+    popularity = interactions["item_id"].value_counts()
+    ordinary = split_interactions(interactions, SplitParams())["test"]
+    flat, skewed = _item_counts(intervened["test"], popularity.index), _item_counts(ordinary, popularity.index)
+    assert gini(flat) < gini(skewed) - 0.15
+    assert np.corrcoef(flat, popularity)[0, 1] < 0.6 < 0.9 < np.corrcoef(skewed, popularity)[0, 1]
+    # the 10% most popular items hold a far smaller share of the intervened test
+    top = popularity.index[: len(popularity) // 10]
+    assert intervened["test"]["item_id"].isin(top).mean() < 0.6 * ordinary["item_id"].isin(top).mean()
+
+
+def test_intervened_parts_are_deterministic_in_the_seed(
+    interactions: pd.DataFrame, intervened: dict[str, pd.DataFrame]
+) -> None:
+    again = intervened_parts(interactions, IntervenedParams(), SplitParams().seed)
+    other = intervened_parts(interactions, IntervenedParams(), SplitParams().seed + 1)
+    assert all(again[p].equals(intervened[p]) for p in intervened)
+    assert not other["test"].equals(intervened["test"])

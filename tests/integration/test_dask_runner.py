@@ -24,7 +24,8 @@ import pandas as pd
 import pytest
 
 from tasks._io import apply_params_updates
-from tasks.evaluate import EMBEDDINGS, TWO_TOWER
+from tasks._training import EMBEDDINGS
+from tasks.evaluate import TWO_TOWER
 from tests.integration.test_pipeline import BIN, _run, workspace  # noqa: F401 (workspace: a fixture)
 
 STAGES = ("ope", "evaluate")
@@ -127,6 +128,8 @@ def test_ope_and_evaluate_on_a_dask_cluster_write_the_local_numbers(
     done = _run([str(BIN / "dvc"), "repro", "train_baselines", "ingest_bandit"], root, env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _stand_in_language_model(root)
+    joint = _run([sys.executable, "-m", "tasks.train_joint"], root, env)  # once: it does not use the runner
+    assert joint.returncode == 0, joint.stdout[-3000:] + joint.stderr[-3000:]
     local, printed = _run_stages(root, env)
     assert "on dask" not in printed
 
@@ -134,5 +137,5 @@ def test_ope_and_evaluate_on_a_dask_cluster_write_the_local_numbers(
     apply_params_updates(root / "params.yaml", overrides=on_dask)
     on_cluster, printed = _run_stages(root, env)
     assert f"ope: 4 bootstrap runs on dask {dask_scheduler}" in printed, printed
-    assert f"evaluate: 13 (split, model) segments on dask {dask_scheduler}" in printed, printed
+    assert f"evaluate: 22 (split, model) segments on dask {dask_scheduler}" in printed, printed
     assert on_cluster == local

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from tests.integration.workspace_copy import NOT_COPIED
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STAGES = [
-    "ingest", "validate", "split", "train_baselines", "pretrain", "finetune", "embed", "evaluate", "ingest_bandit", "ope",
+    "ingest", "validate", "split", "train_baselines", "pretrain", "finetune", "embed", "train_joint", "evaluate",
+    "ingest_bandit", "ope",
     "causal_discover", "causal_estimate", "refute", "explain", "uplift",
 ]  # fmt: skip
 
@@ -151,9 +153,58 @@ def test_flow_runs_every_stage_and_writes_every_output(workspace: tuple[Path, di
     assert explained.groupby("user_id").size().eq(10).all() and explained["because_of"].notna().mean() > 0.9
     seen = pd.concat(pd.read_parquet(root / f"data/processed/{p}.parquet") for p in ("train", "valid", "test"))
     pairs = set(zip(seen["user_id"], seen["item_id"].astype(str), strict=True))
+    _assert_joint_outputs(root, pairs)
     assert not any(pair in pairs for pair in zip(explained["user_id"], explained["item_id"], strict=True))
     reasons = explained.dropna(subset=["because_of"])
     assert all(pair in pairs for pair in zip(reasons["user_id"], reasons["because_of"], strict=True))
+
+
+def _a_trained_user(root: Path) -> tuple[str, bytes]:
+    """A raw ML-100K user id with training events in this workspace, and the workspace's pseudonym key."""
+    events = pd.read_parquet(root / "data/processed/train.parquet")
+    key = (root / load_params(root / "params.yaml").data.pseudonym_key_file).read_text().strip().encode()
+    return next(str(r) for r in range(1, 944) if pseudonym(str(r), key) in set(events["user_id"])), key
+
+
+def _assert_joint_outputs(root: Path, seen_pairs: set[tuple[str, str]]) -> None:
+    """train_joint's models, top-k (nothing already seen) and evaluate's joint rows on test, cold and intervened."""
+    params = load_params(root / "params.yaml").models.joint
+    for split in ("main", "cold_item", "intervened"):
+        for name in ("joint", "joint_debiased"):
+            assert (root / f"models/joint/{split}/{name}.safetensors").exists()
+            config = json.loads((root / f"models/joint/{split}/{name}.json").read_text())["config"]
+            assert config["debias"] == ("none" if name == "joint" else params.debias)
+    topk = pd.read_parquet(root / "data/recommendations/topk.parquet")
+    users = pd.concat(pd.read_parquet(root / f"data/processed/{p}.parquet") for p in ("train", "valid", "test"))
+    assert set(topk["user_id"]) == set(users["user_id"]) and topk.groupby("user_id").size().eq(params.top_k).all()
+    assert not any(pair in seen_pairs for pair in zip(topk["user_id"], topk["item_id"], strict=True))
+    ranked = topk.sort_values(["user_id", "rank"])
+    assert (ranked.groupby("user_id")["score"].diff().dropna() <= 0).all()  # best first
+    assert {"title", "warm"} <= set(topk.columns) and topk["title"].notna().all()
+    ranking = json.loads((root / "metrics/ranking.json").read_text())
+    for split in ("test", "cold", "intervened"):
+        assert {"joint", "joint_debiased"} <= set(ranking[split]), split
+    test = ranking["test"]["joint"]
+    assert 0 <= test["snips_ndcg@10"] <= 1 and 0 < test["coverage@10"] <= 1 and 0 <= test["gini@10"] <= 1
+    assert test["mean_popularity@10"] > 0
+    assert (root / "metrics/plots/train_joint/main_joint.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_recommend_prints_a_users_unseen_top_k_with_titles_and_warm_or_cold(
+    workspace: tuple[Path, dict[str, str]],
+) -> None:
+    root, env = workspace
+    raw, key = _a_trained_user(root)
+    done = _run([str(BIN / "recause"), "recommend", "--user", raw, "--k", "7"], root, env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    topk = pd.read_parquet(root / "data/recommendations/topk.parquet")
+    expected = topk[topk["user_id"] == pseudonym(raw, key)].sort_values("rank").head(7)
+    lines = [line for line in done.stdout.splitlines() if re.match(r"^│\s*\d+\s*│", line)]  # rows, not the header
+    assert len(lines) == 7, done.stdout
+    for line, row in zip(lines, expected.itertuples(), strict=True):  # the stage's top-k, in order
+        assert row.title[:20] in line and ("warm" if row.warm else "cold") in line, (line, row)
+    unknown = _run([str(BIN / "recause"), "recommend", "--user", "nobody"], root, env)
+    assert unknown.returncode == 2 and "unknown user 'nobody'" in unknown.stderr
 
 
 def test_second_flow_run_skips_every_stage(workspace: tuple[Path, dict[str, str]]) -> None:
@@ -169,9 +220,7 @@ def test_explain_names_the_history_items_behind_a_users_recommendations(
     workspace: tuple[Path, dict[str, str]],
 ) -> None:
     root, env = workspace
-    events = pd.read_parquet(root / "data/processed/train.parquet")
-    key = (root / load_params(root / "params.yaml").data.pseudonym_key_file).read_text().strip().encode()
-    raw = next(str(r) for r in range(1, 944) if pseudonym(str(r), key) in set(events["user_id"]))
+    raw, key = _a_trained_user(root)
     top = _run([str(BIN / "recause"), "explain", "--user", raw, "--k", "5"], root, env)
     assert top.returncode == 0, top.stderr[-2000:]
     assert "Top 5 by ease" in top.stdout and top.stdout.count("│") >= 5 * 6, top.stdout

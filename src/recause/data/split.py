@@ -4,6 +4,9 @@ Protocols:
 - ``random``: RecBole's default (``RS: [0.8, 0.1, 0.1]``, ``group_by: user``, ``order: RO``):
   shuffle, then split each user's interactions with RecBole's count rule.
 - ``temporal``: one global cut in time; everything in test happened no earlier than train.
+- ``intervened`` (``intervened_parts``): after RecBole-Debias' intervened ML-100K, a test set whose
+  exposure is close to uniform over items: a random half of the data is thinned against item
+  popularity, and its survivors are split into train/valid/test; the other half is ordinary train.
 
 Every split also has a cold-item variant (``cold_item_parts``): a seeded share of items is held
 out entirely into ``cold``, and train/valid/test keep only the other items' rows. Because it is
@@ -16,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recause.config import SplitParams
+from recause.config import IntervenedParams, SplitParams
 
 Ratios = tuple[float, float, float]
 
@@ -93,6 +96,48 @@ def split_interactions(interactions: pd.DataFrame, params: SplitParams) -> dict[
         labels = _temporal(interactions, params.ratios)
     else:
         labels = _per_user_random(interactions, params.ratios, params.seed)
+    return {name: interactions[labels == i].reset_index(drop=True) for i, name in enumerate(names)}
+
+
+def intervened_parts(interactions: pd.DataFrame, params: IntervenedParams, seed: int) -> dict[str, pd.DataFrame]:
+    """Train/valid/test with a near-uniform item exposure in valid and test (RecBole-Debias on ML-100K).
+
+    Why: in the logged data popular items are seen, hence interacted with, far more often, so an
+    ordinary test set rewards recommending popularity. Thinning the test set against popularity
+    approximates an intervention that shows every item equally often.
+
+    How, with one ``numpy`` generator seeded by ``seed``, drawing in this order:
+
+    1. Sample: ``round(sample_fraction * N)`` of the N rows, uniformly without replacement.
+    2. Resample: keep each sampled row of item i independently with probability
+       ``min(1, c / pop_i)``, where ``pop_i`` is the item's count in the full ``interactions`` and
+       ``c`` is the median of ``pop_i`` over the distinct items. An item's expected number of
+       survivors is then ``sample_fraction * min(pop_i, c)``: the most popular half of the
+       catalogue is flattened to one common level, and the less popular half -- which thinning
+       can only lower, never raise -- is kept whole. A smaller ``c`` would be flatter but much
+       smaller; the median balances the two and needs no extra parameter.
+    3. Split the n survivors, in a seeded shuffle, by ``split_counts(n, params.ratios)``
+       (RecBole's rule: valid gets ``int(ratios[1] * n)``, test ``int(ratios[2] * n)``, train the
+       rest): the first part joins train, the next forms valid, the last forms test.
+
+    The ``N - round(sample_fraction * N)`` rows not sampled are ordinary train; sampled rows that
+    the resampling drops are discarded, so the parts together hold fewer rows than
+    ``interactions``. Rows keep their original order within each part. Users and items of
+    valid/test need not occur in train: the evaluation ranks every user with truth in a part from
+    whatever train history the user has (possibly none), and leaves out users without truth.
+    """
+    rng = np.random.default_rng(seed)
+    n_rows = len(interactions)
+    item_code = pd.factorize(interactions["item_id"])[0]
+    popularity = np.bincount(item_code)
+    cap = float(np.median(popularity)) if len(popularity) else 0.0
+    sampled = rng.choice(n_rows, size=int(round(params.sample_fraction * n_rows)), replace=False)
+    keep_probability = np.minimum(1.0, cap / popularity[item_code[sampled]])
+    kept = rng.permutation(sampled[rng.random(len(sampled)) < keep_probability])
+    labels = np.zeros(n_rows, dtype=np.int8)  # 0 train: every row not sampled
+    labels[sampled] = -1  # sampled, then dropped by the resampling
+    labels[kept] = np.repeat(np.arange(3, dtype=np.int8), split_counts(len(kept), params.ratios))
+    names = ("train", "valid", "test")
     return {name: interactions[labels == i].reset_index(drop=True) for i, name in enumerate(names)}
 
 

@@ -11,6 +11,10 @@ Each takes ``hits`` (n_users, K_max) booleans -- whether the item at rank r is r
 - ``mrr@k``       1/rank of the first relevant item within the top k, else 0.
 
 Users with no relevant items have no defined recall/NDCG and are left out of every average.
+
+``weighted_gains`` gives the numerators of the self-normalised IPS (SNIPS) estimates of recall and
+NDCG (``recause.evaluation.exposure.SnipsTally``): per user, the sum over relevant items i ranked
+r <= k of w_i * c(r), with c(r) = 1 (recall) or 1/log2(r+1) (NDCG) -- the same gains as above.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ def _discounts(k: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, k + 2))
 
 
+def _gains(hits: np.ndarray, k: int, discounted: bool) -> np.ndarray:
+    """Gain of each of the top k ranks: 1 per hit, or 1/log2(rank+1) per hit when ``discounted``."""
+    top = hits[:, :k]
+    return top * _discounts(k)[: top.shape[1]] if discounted else top.astype(np.float64)
+
+
 def hit(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     return hits[:, :k].any(axis=1).astype(np.float64)
 
@@ -39,9 +49,8 @@ def recall(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
 
 
 def ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    discounts = _discounts(k)
-    dcg = (hits[:, :k] * discounts[: hits[:, :k].shape[1]]).sum(axis=1)
-    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k).astype(int) - 1]
+    dcg = _gains(hits, k, discounted=True).sum(axis=1)
+    ideal = np.cumsum(_discounts(k))[np.minimum(n_relevant, k).astype(int) - 1]
     return dcg / ideal
 
 
@@ -67,3 +76,15 @@ def per_user_metrics(
     has_truth = n_relevant > 0
     hits, n_relevant = hits[has_truth], n_relevant[has_truth]
     return {f"{name}@{k}": METRICS[name](hits, n_relevant, k) for name in names for k in ks}
+
+
+WEIGHTED: dict[str, bool] = {"recall": False, "ndcg": True}  # metric -> whether its gain is discounted
+
+
+def weighted_gains(hits: np.ndarray, ranked_weights: np.ndarray, k: int, name: str) -> np.ndarray:
+    """Per user, sum over the top k of (weight of the ranked item) * (gain of ``name`` at its rank, if a hit).
+
+    ``ranked_weights`` (n_users, K_max) holds the weight of the item at each rank; ``name`` is one of
+    ``WEIGHTED``. With all weights 1 this is the number of hits (recall) or the DCG (NDCG) in the top k.
+    """
+    return (_gains(hits, k, WEIGHTED[name]) * ranked_weights[:, :k]).sum(axis=1)

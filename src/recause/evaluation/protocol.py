@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from recause.config import EvaluateParams
 from recause.data.matrix import IdIndex, interaction_matrix
+from recause.evaluation.exposure import inverse_propensity_weights
 from recause.evaluation.ranking import evaluate_ranking, tie_priority
 from recause.evaluation.report import RankingMetrics
 from recause.models.base import Recommender
@@ -21,6 +22,7 @@ from recause.parallel import LocalRunner, Runner
 
 Progress = Callable[[Iterable, str], Iterable]  # (items, description) -> items, e.g. a tqdm bar
 Plan = tuple[sp.csr_matrix, np.ndarray | None]  # what a split may not rank, and its candidate items
+Exposure = tuple[np.ndarray, np.ndarray]  # (inverse-propensity weight, train count) per item
 
 
 def evaluate_segment(
@@ -30,12 +32,21 @@ def evaluate_segment(
     plans: dict[str, Plan],
     priority: np.ndarray,
     params: EvaluateParams,
+    exposure: dict[str, Exposure] | None = None,
 ) -> dict[str, float]:
-    """Metrics of one (split, model) segment; every segment is independent of the others."""
+    """Metrics of one (split, model) segment; every segment is independent of the others.
+
+    Models with user ID embeddings (a ``score_users(rows)`` method) are scored by the users' rows, so
+    their user axis must be this split's; others from the users' train histories. ``exposure`` adds the
+    SNIPS-weighted metrics and popularity-bias measures on the splits it names.
+    """
     split, name = segment
     excluded, candidates = plans[split]
+    model = models[name]
+    by_rows = hasattr(model, "score_users")
+    weights, popularity = (exposure or {}).get(split, (None, None))
     return evaluate_ranking(
-        models[name].score,
+        (lambda rows, history: model.score_users(rows)) if by_rows else model.score,
         history=matrices["train"],
         excluded=excluded,
         truth=matrices[split],
@@ -44,6 +55,9 @@ def evaluate_segment(
         candidates=candidates,
         priority=priority,
         batch_users=params.batch_users,
+        by_user_rows=by_rows,
+        item_weights=weights,
+        popularity=popularity,
     )
 
 
@@ -55,9 +69,13 @@ def evaluate_all(
     progress: Progress = lambda it, desc: it,
     splits: tuple[str, ...] = ("valid", "test", "cold"),
     runner: Runner | None = None,
+    unbiased: tuple[str, ...] = (),
 ) -> RankingMetrics:
     """Metrics for every model on valid, test and cold (those of ``splits`` the parts allow).
 
+    On the splits in ``unbiased`` also SNIPS-weighted Recall/NDCG, with propensities from train
+    popularity (``params.propensity_eta``, clipped at ``params.propensity_clip``), and the mean
+    popularity, coverage and Gini index of the top lists.
     Each (split, model) segment is one ``runner`` task; results do not depend on the runner.
     """
     users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
@@ -70,6 +88,9 @@ def evaluate_all(
         plans["cold"] = (seen_before_test + matrices["test"], cold_items)
     plans = {split: plan for split, plan in plans.items() if split in splits}
     segments = [(split, name) for split in plans for name in models]
+    counts = np.asarray(train.sum(axis=0)).ravel()
+    weights = inverse_propensity_weights(counts, params.propensity_eta, params.propensity_clip)
+    exposure = {split: (weights, counts) for split in unbiased if split in plans}
     values = (runner or LocalRunner()).map(
         evaluate_segment,
         segments,
@@ -79,6 +100,7 @@ def evaluate_all(
         plans=plans,
         priority=tie_priority(len(items), params.tie_seed),
         params=params,
+        exposure=exposure,
     )
     results: RankingMetrics = {split: {} for split in plans}
     for (split, name), metrics in zip(segments, values, strict=True):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import scipy.sparse as sp
 
+from recause.evaluation.exposure import ExposureTally, SnipsTally, exposure_k
 from recause.evaluation.metrics import per_user_metrics
 
 ScoreFn = Callable[[sp.csr_matrix], np.ndarray]
@@ -69,14 +70,28 @@ def evaluate_ranking(
     batch_users: int = 2048,
     progress: Callable[[Iterable[int]], Iterable[int]] = lambda it: it,
     by_user_rows: bool = False,
+    item_weights: np.ndarray | None = None,
+    popularity: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean of every ``metric@k`` over users with at least one truth item, in user batches.
 
     ``history`` is what the model sees (train); ``excluded`` what may not be ranked (train, plus
     valid when testing); ``truth`` the held-out items. All three are aligned users x items.
     ``by_user_rows``: ``score`` also takes the users' row numbers (models with user ID embeddings).
+
+    Optional, each adding keys after the ``metric@k`` ones (see ``recause.evaluation.exposure``):
+    ``item_weights`` (n_items,), inverse propensities 1/p_i (``inverse_propensity_weights``), add
+    ``snips_recall@k`` and ``snips_ndcg@k`` for every k; ``popularity`` (n_items,), train counts,
+    adds ``mean_popularity@k``, ``coverage@k`` and ``gini@k`` of the top-k lists for one k
+    (``exposure_k``: 10 when in ``ks``, else the smallest). Both are over the users with truth.
     """
     ks, metrics = sorted(set(ks)), list(metrics)
+    n_items = history.shape[1]
+    for name, vector in (("item_weights", item_weights), ("popularity", popularity)):
+        if vector is not None and np.shape(vector) != (n_items,):
+            raise ValueError(f"{name} must hold one value per item ({n_items}), got shape {np.shape(vector)}")
+    snips = SnipsTally(item_weights, ks, candidates) if item_weights is not None else None
+    exposure = ExposureTally(popularity, exposure_k(ks), candidates) if popularity is not None else None
     n_relevant_all = np.asarray(truth.sum(axis=1)).ravel()
     if candidates is not None:
         n_relevant_all = np.asarray(truth[:, candidates].sum(axis=1)).ravel()
@@ -86,11 +101,20 @@ def evaluate_ranking(
         batch = users[start : start + batch_users]
         scores = score(batch, history[batch]) if by_user_rows else score(history[batch])
         top = top_k(scores, max(ks), excluded[batch].toarray() > 0, candidates, priority)
-        for name, values in per_user_metrics(relevance(top, truth[batch]), n_relevant_all[batch], ks, metrics).items():
+        hits = relevance(top, truth[batch])
+        for name, values in per_user_metrics(hits, n_relevant_all[batch], ks, metrics).items():
             per_user.setdefault(name, []).append(values)
+        if snips is not None:
+            snips.add(top, hits, truth[batch])
+        if exposure is not None:
+            exposure.add(top)
     n_users = max(len(users), 1)
     # fsum is exactly rounded, so the mean does not depend on the order users were scored in
-    return {
+    result = {
         name: math.fsum(np.concatenate(per_user[name]).tolist()) / n_users if name in per_user else 0.0
         for name in (f"{m}@{k}" for m in metrics for k in ks)
     }
+    for tally in (snips, exposure):
+        if tally is not None:
+            result.update(tally.result())
+    return result

@@ -7,7 +7,12 @@ uninterrupted run would (on CPU; CUDA kernels may differ in the last bits).
 
 With a ``validate`` callback the loop scores the model every ``validate_every`` steps (higher is
 better) and ends with the best-scoring weights: early stopping on a validation set, decided by
-the data the caller holds out, never by the test split.
+the data the caller holds out, never by the test split. With ``patience`` it also stops once that
+many validations in a row brought no improvement; the checkpoint then records the stop, so a rerun
+does not train on past it.
+
+Without a checkpoint folder (``checkpoints=None``) nothing is loaded or saved: the same loop, for
+library callers that train in memory.
 
 Out-of-memory during a step is survived by halving the micro-batch and redoing the step: the
 gradient is accumulated over more, smaller micro-batches, so the effective batch stays the same.
@@ -31,6 +36,18 @@ from torch import nn
 from recause.training.device import autocast, is_out_of_memory
 
 Log = Callable[[str], None]
+
+
+class Optimizer(Protocol):
+    """What the loop needs of an optimizer (a ``torch.optim.Optimizer``, or several behind one object)."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+
+    def step(self) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 class Objective(Protocol):
@@ -57,6 +74,7 @@ class LoopConfig:
     checkpoint_every: int
     fingerprint: str  # what the run depends on; a checkpoint with another fingerprint is ignored
     validate_every: int | None = None
+    patience: int | None = None  # validations without improvement before stopping (None: never stop early)
 
 
 @dataclass
@@ -67,6 +85,7 @@ class TrainResult:
     out_of_memory_retries: int = 0
     validation: list[tuple[int, float]] = field(default_factory=list)  # (step, score)
     best_step: int | None = None
+    stopped_early: bool = False
 
 
 class CheckpointDir:
@@ -85,7 +104,7 @@ class CheckpointDir:
     def _sibling(self, suffix: str) -> Path:
         return self.directory.with_name(f".{self.directory.name}.{suffix}")
 
-    def load(self, fingerprint: str, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict | None:
+    def load(self, fingerprint: str, module: nn.Module, optimizer: Optimizer) -> dict | None:
         folder = self._latest()
         if folder is None:
             return None
@@ -110,7 +129,7 @@ class CheckpointDir:
         self,
         progress: dict,
         module: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Optimizer,
         best_state: dict[str, torch.Tensor] | None = None,
     ) -> None:
         from safetensors.torch import save_file
@@ -136,11 +155,24 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
+def seed_torch(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator, and the CUDA ones when training there (what ``torch.manual_seed`` does,
+    without queueing a lazy CUDA seeding, with a stack trace, on every step of a CPU run)."""
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed_all(seed)
+
+
+def stale_validations(validation: list[tuple[int, float]], best_step: int | None) -> int:
+    """Validations after the best one (the count ``patience`` is compared with)."""
+    return 0 if best_step is None else sum(1 for step, _ in validation if step > best_step)
+
+
 def train(
     objective: Objective,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Optimizer,
     config: LoopConfig,
-    checkpoints: CheckpointDir,
+    checkpoints: CheckpointDir | None,
     device: torch.device,
     dtype: torch.dtype | None = None,
     before_forward: Callable[[int], None] = lambda step: None,
@@ -150,26 +182,29 @@ def train(
 ) -> TrainResult:
     """Run (or resume) ``config.total_steps`` optimizer steps; returns the loss of every step.
 
-    With ``validate``, the module ends with the weights of the best-validated step.
+    With ``validate``, the module ends with the weights of the best-validated step (and with
+    ``config.patience``, training may end early). ``checkpoints=None``: nothing is loaded or saved.
     """
     result = TrainResult(micro_batch_size=config.micro_batch_size)
     best_state: dict[str, torch.Tensor] | None = None
-    saved = checkpoints.load(config.fingerprint, objective.module, optimizer)
+    saved = None if checkpoints is None else checkpoints.load(config.fingerprint, objective.module, optimizer)
     if saved is not None:
         result.losses = list(saved["losses"])
         result.resumed_from = int(saved["step"])
         result.micro_batch_size = int(saved["micro_batch_size"])
         result.validation = [(int(step), float(score)) for step, score in saved.get("validation", [])]
         result.best_step = saved.get("best_step")
+        result.stopped_early = bool(saved.get("stopped_early", False))
         best_state = checkpoints.best_state()
         log(f"resuming from the checkpoint at step {result.resumed_from}/{config.total_steps}")
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     objective.module.train()
-    for step in progress(range(result.resumed_from, config.total_steps), result.resumed_from):
+    last = result.resumed_from if result.stopped_early else config.total_steps
+    for step in progress(range(result.resumed_from, last), result.resumed_from):
         rows = objective.examples(step, np.random.default_rng(step_seed(config.seed, step)))
         objective.before_step(step)
         while True:
-            torch.manual_seed(step_seed(config.seed + 1, step))
+            seed_torch(step_seed(config.seed + 1, step), device)
             optimizer.zero_grad(set_to_none=True)
             try:
                 before_forward(step)
@@ -207,7 +242,15 @@ def train(
                 }
             result.validation.append((done, score))
             log(f"validation at step {done}: {score:.4f} (best: step {result.best_step})")
-        if done % config.checkpoint_every == 0 or done == config.total_steps:
+            if (
+                config.patience is not None
+                and stale_validations(result.validation, result.best_step) >= config.patience
+            ):
+                result.stopped_early = True
+                log(f"stopping early at step {done}: {config.patience} validations without improvement")
+        if checkpoints is not None and (
+            done % config.checkpoint_every == 0 or done == config.total_steps or result.stopped_early
+        ):
             progress_state = {
                 "step": done,
                 "losses": result.losses,
@@ -215,8 +258,11 @@ def train(
                 "fingerprint": config.fingerprint,
                 "validation": result.validation,
                 "best_step": result.best_step,
+                "stopped_early": result.stopped_early,
             }
             checkpoints.save(progress_state, objective.module, optimizer, best_state)
+        if result.stopped_early:
+            break
     if best_state is not None:
         objective.module.load_state_dict(best_state)
     return result

@@ -1,12 +1,23 @@
 """A joint recommender: ID embeddings + an adaptor over item text + side features, with causal debiasing.
 
-Pure functions and typed objects only (no file I/O): a DVC stage reads the inputs and saves
-``JointModel.arrays()`` / ``config()``.
+Pure functions and typed objects only (no file I/O): a DVC stage prepares a run with
+``joint_training``, trains it with ``recause.training.loop.train`` (checkpoints, faults, out-of-memory
+handling) and saves ``JointModel.arrays()`` / ``config()``; ``train_joint`` does the same in memory.
 """
 
 from recause.models.joint.debias import ips_weights, propensities
 from recause.models.joint.model import JointModel, TrainStats
 from recause.models.joint.params import JointParams
-from recause.models.joint.train import planned_steps, train_joint
+from recause.models.joint.train import JointTraining, joint_training, planned_steps, train_joint
 
-__all__ = ["JointModel", "JointParams", "TrainStats", "ips_weights", "planned_steps", "propensities", "train_joint"]
+__all__ = [
+    "JointModel",
+    "JointParams",
+    "JointTraining",
+    "TrainStats",
+    "ips_weights",
+    "joint_training",
+    "planned_steps",
+    "propensities",
+    "train_joint",
+]

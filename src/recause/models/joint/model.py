@@ -3,11 +3,15 @@
 The towers are evaluated once after training, so the fitted model is plain arrays (safetensors +
 JSON, never pickled) and scoring is one matrix product per batch of users.
 
-``Recommender.score`` receives interaction histories, not user ids. A history is matched to the
-training user who had exactly that history (a 64-bit hash of the item set, computed in one
-vectorised pass), which is what the evaluation protocol passes (each user's train row). Histories
-seen in no training row, and empty ones, get a zero user vector: the ranking falls back to the
-item biases, the model's popularity prior.
+Training users are scored by their row (``score_users``), with the user vectors training fitted;
+evaluation does that for every model with user ID embeddings. ``Recommender.score`` receives an
+interaction history instead, of a user who may have no ID row; it folds the history in: the user
+vector is the mean of the item vectors of the history's items, so <p_u, q_j> is item j's mean
+similarity to what the user consumed in the learned item space (an item-to-item rule, the same
+for every history: no user is matched or looked up, and users training never saw are served
+through the item vectors, content included). An empty
+history gets the zero vector: the ranking falls back to the item biases, the model's popularity
+prior. User side features do not enter a folded-in vector (only the exported vectors are kept).
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ import torch
 from recause.models.base import Recommender, require_fitted
 from recause.models.joint.debias import pda_inference_scores, popularity_shares
 from recause.models.joint.params import JointParams
-
-HASH_SEED = 0x6A6F696E  # fixed: keys must be reproducible from the item count alone
 
 
 @dataclass
@@ -46,17 +48,6 @@ def canonical(matrix: sp.spmatrix) -> sp.csr_matrix:
     return matrix
 
 
-def history_keys(history: sp.spmatrix) -> np.ndarray:
-    """A 64-bit key per row, the same for any two rows with the same set of items (non-zero values ignored)."""
-    history = canonical(history)
-    salts = np.random.default_rng(HASH_SEED).integers(1, 2**63, history.shape[1], dtype=np.uint64)
-    # uint64 sums wrap around, which is what a hash wants; difference of prefix sums = per-row sum
-    prefix = np.concatenate([np.zeros(1, np.uint64), np.cumsum(salts[history.indices], dtype=np.uint64)])
-    sums = prefix[history.indptr[1:]] - prefix[history.indptr[:-1]]
-    lengths = np.diff(history.indptr).astype(np.uint64)
-    return sums ^ (lengths * np.uint64(0x9E3779B97F4A7C15))
-
-
 class JointModel(Recommender):
     name = "joint"
 
@@ -73,18 +64,10 @@ class JointModel(Recommender):
         self.stats: TrainStats | None = None
 
     @classmethod
-    def from_vectors(
-        cls, params: JointParams, vectors: dict[str, np.ndarray], keys: np.ndarray, item_counts: np.ndarray
-    ) -> JointModel:
-        """A fitted model from exported towers; ``keys`` are ``history_keys`` of the training rows."""
-        order = np.argsort(keys, kind="stable")  # stable: of identical histories the first user wins
+    def from_vectors(cls, params: JointParams, vectors: dict[str, np.ndarray], item_counts: np.ndarray) -> JointModel:
+        """A fitted model from exported towers (``JointNet.export``) and the training item counts."""
         model = cls(params)
-        model.state = {
-            **vectors,
-            "item_counts": np.asarray(item_counts, dtype=np.int64),
-            "history_keys": keys[order],
-            "history_users": order.astype(np.int64),
-        }
+        model.state = {**vectors, "item_counts": np.asarray(item_counts, dtype=np.int64)}
         return model
 
     def fit(self, train: sp.csr_matrix) -> Self:
@@ -108,21 +91,14 @@ class JointModel(Recommender):
         require_fitted(self.state, self.name)
         if history.shape[1] != self.n_items:
             raise ValueError(f"history has {history.shape[1]} item columns, the model {self.n_items}")
-        rows = self.user_rows(history)
-        known = rows >= 0
-        users = np.zeros((len(rows), self.state["user_vectors"].shape[1]), dtype=np.float32)
-        users[known] = self.state["user_vectors"][rows[known]]
-        return self._score(users)
+        return self._score(self.fold_in(history))
 
-    def user_rows(self, history: sp.csr_matrix) -> np.ndarray:
-        """The training row of each history (-1: unseen or empty history)."""
-        keys, users = self.state["history_keys"], self.state["history_users"]
-        wanted = history_keys(history)
-        if not len(keys):
-            return np.full(len(wanted), -1, dtype=np.int64)
-        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        empty = np.diff(canonical(history).indptr) == 0
-        return np.where((keys[at] == wanted) & ~empty, users[at], -1)
+    def fold_in(self, history: sp.spmatrix) -> np.ndarray:
+        """User vectors of ``history`` rows: the mean item vector of each row's items (zero for an empty row)."""
+        require_fitted(self.state, self.name)
+        binary = canonical(history).astype(np.float32)
+        binary.data[:] = 1.0 / np.repeat(np.maximum(np.diff(binary.indptr), 1), np.diff(binary.indptr))
+        return np.asarray(binary @ self.state["item_vectors"], dtype=np.float32)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         items, bias = self.state["item_vectors"], self.state["item_bias"]

@@ -11,7 +11,8 @@ from recause.params_base import StrictModel
 LossName = Literal["bpr", "softmax"]
 NegativeSampling = Literal["uniform", "in_batch"]
 AdaptorName = Literal["whiten_mlp", "moe"]
-DebiasMode = Literal["none", "ips", "snips", "pda"]
+DebiasMode = Literal["none", "ips", "snips", "pda", "dr"]
+PropensityModel = Literal["popularity", "learned"]
 
 
 class JointParams(StrictModel):
@@ -44,9 +45,18 @@ class JointParams(StrictModel):
     n_experts: int = Field(default=4, ge=1, description="Experts of the `moe` adaptor.")
     adaptor_trainable: bool = Field(default=True, description="False freezes the adaptor (its output is cached).")
     debias: DebiasMode = "none"
-    propensity_eta: float = Field(default=0.5, ge=0.0, description="Exposure propensity ~ popularity^eta.")
+    propensity_model: PropensityModel = Field(
+        default="popularity",
+        description="ips/snips/dr propensities: popularity^eta, or a logistic regression of logging on side features.",
+    )
+    propensity_eta: float = Field(
+        default=0.5, ge=0.0, description="Propensity ~ popularity^eta (learned: ~ logging rate^eta)."
+    )
     propensity_clip: float = Field(
         default=0.05, gt=0.0, le=1.0, description="Smallest propensity; inverse weights are at most 1/clip."
+    )
+    dr_rank: int = Field(
+        default=16, ge=1, description="dr: rank of the imputation model (SVD of the ips-weighted log)."
     )
     pda_gamma: float = Field(default=0.1, ge=0.0, description="PDA: training score x popularity^gamma.")
     pda_gamma_tilde: float = Field(
@@ -61,3 +71,7 @@ class JointParams(StrictModel):
     )
     validate_users: int = Field(default=2048, ge=1, description="Users sampled (seeded) for validation NDCG@10.")
     patience: int = Field(default=3, ge=1, description="Validations without improvement before stopping.")
+    checkpoint_every: int = Field(default=50, ge=1, description="Optimizer steps between resumable checkpoints.")
+    micro_batch_size: int | None = Field(
+        default=None, ge=1, description="Positives per forward pass (None: the whole batch); halved on out-of-memory."
+    )

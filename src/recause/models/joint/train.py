@@ -1,35 +1,43 @@
-"""Training the joint recommender: seeded mini-batches of index tensors, sparse + dense Adam, optional early stopping.
+"""Training the joint recommender on the shared loop (``recause.training.loop``).
 
-One step takes ``batch_size`` positives from a seeded permutation of all of them (a new permutation
-per epoch; a step may straddle two), draws its negatives, and updates only the embedding rows it
-touched (SparseAdam) plus the small dense layers (Adam). Nothing is ever materialised per user x
-item during training, and there is no per-row Python loop: an epoch is ceil(nnz / batch_size)
-steps of fixed cost. On CPU the same seed gives the same model.
+``joint_training`` builds everything a run needs: the seeded towers (item biases at their prior),
+the objective (``objective.py``: a seeded stream of positives, the step's negatives, the debiased
+loss), one optimizer over both kinds of parameters (SparseAdam for the ID tables, so a step costs
+what its batch touches; Adam for the dense layers), the number of steps and, with ``valid``, a
+validation callback (NDCG@10 on a seeded sample of validation users, every ``validate_every``
+steps, default once per epoch). The loop then trains it, with or without checkpoints (a DVC stage
+gets resume, fault injection and out-of-memory handling exactly like the language-model stages),
+keeps the best-validated weights and stops after ``patience`` validations without improvement;
+``finish`` exports the towers into a ``JointModel``. ``train_joint`` is all three, in memory.
 
-With ``valid``, NDCG@10 on a seeded sample of validation users is computed every
-``validate_every`` steps (default: once per epoch) and the best-scoring towers are kept; training
-stops after ``patience`` validations without improvement.
+Nothing is materialised per user x item during training, and there is no per-row Python loop: an
+epoch is ceil(nnz / batch_size) steps of fixed cost. On CPU the same seed gives the same model,
+and a run resumed from a checkpoint ends where the uninterrupted run ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm import tqdm
 
 from recause.evaluation.metrics import ndcg
-from recause.models.joint.debias import bias_prior
-from recause.models.joint.model import JointModel, TrainStats, canonical, history_keys
+from recause.models.joint.debias import bias_prior, imputation_factors
+from recause.models.joint.model import JointModel, TrainStats, canonical
 from recause.models.joint.network import JointNet
 from recause.models.joint.objective import JointObjective
 from recause.models.joint.params import JointParams
+from recause.models.joint.propensity import positive_propensities
+from recause.training import loop
 from recause.training.device import resolve_device, set_threads
+from recause.training.loop import LoopConfig, TrainResult
 
 VALIDATION_K = 10
 VALIDATION_CHUNK = 512  # users scored at once when validating
@@ -44,22 +52,6 @@ def planned_steps(nnz: int, params: JointParams) -> int:
     """Optimizer steps of a run: ceil(nnz * epochs / batch_size), capped by ``max_steps``."""
     steps = math.ceil(planned_examples(nnz, params.epochs) / params.batch_size)
     return steps if params.max_steps is None else min(steps, params.max_steps)
-
-
-def batch_stream(n: int, batch_size: int, examples: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Indices of each step's positives: consecutive slices of seeded permutations of ``n``, one per
-    epoch, ``examples`` in all (the last step may be smaller; a step may straddle two epochs)."""
-    order, offset = rng.permutation(n), 0
-    while examples > 0:
-        parts, wanted = [], min(batch_size, examples)
-        examples -= wanted
-        while wanted:
-            if offset == n:
-                order, offset = rng.permutation(n), 0
-            take = min(wanted, n - offset)
-            parts.append(order[offset : offset + take])
-            offset, wanted = offset + take, wanted - take
-        yield parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 @contextlib.contextmanager
@@ -95,39 +87,167 @@ def validation_users(valid: sp.csr_matrix, count: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(with_truth, count, replace=False))
 
 
-class EarlyStopping:
-    """Keeps the best-scoring snapshot; says stop after ``patience`` validations without improvement."""
+class JointOptimizer:
+    """SparseAdam over the ID tables and Adam over the dense layers, as the one optimizer the loop steps.
 
-    def __init__(self, patience: int):
-        self.patience, self.stale = patience, 0
-        self.best: tuple[float, JointModel] | None = None
+    ``state_dict`` nests the two optimizers' states (tensors, numbers and lists only), so it saves
+    with ``torch.save`` and loads with ``weights_only=True``. ``param_groups`` lists both groups, which
+    is what a gradient scaler unscales before ``step``.
+    """
 
-    def update(self, score: float, snapshot: JointModel) -> bool:
-        """Record a validation; True when training should stop."""
-        if self.best is None or score > self.best[0]:
-            self.best, self.stale = (score, snapshot), 0
-            return False
-        self.stale += 1
-        return self.stale >= self.patience
+    def __init__(self, net: JointNet, learning_rate: float, weight_decay: float):
+        self.optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(net.sparse_parameters(), learning_rate)]
+        if dense := net.dense_parameters():
+            self.optimizers.append(torch.optim.Adam(dense, learning_rate, weight_decay=weight_decay))
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state["optimizers"]
+        if len(saved) != len(self.optimizers):
+            raise ValueError(f"the state holds {len(saved)} optimizers, this one has {len(self.optimizers)}")
+        for optimizer, optimizer_state in zip(self.optimizers, saved, strict=True):
+            optimizer.load_state_dict(optimizer_state)
+
+
+@dataclass
+class JointTraining:
+    """A prepared run: hand ``objective``, ``optimizer`` and ``loop_config()`` to the loop, then ``finish``."""
+
+    objective: JointObjective
+    optimizer: JointOptimizer
+    total_steps: int
+    validate: Callable[[], float] | None
+    validate_every: int
+    device: torch.device
+    params: JointParams
+    item_counts: np.ndarray
+
+    def loop_config(self, fingerprint: str = "joint") -> LoopConfig:
+        """The loop settings of this run (``fingerprint``: what a checkpoint must match to be resumed)."""
+        params = self.params
+        return LoopConfig(
+            total_steps=self.total_steps,
+            batch_size=params.batch_size,
+            micro_batch_size=params.micro_batch_size or params.batch_size,
+            seed=params.seed,
+            checkpoint_every=params.checkpoint_every,
+            fingerprint=fingerprint,
+            validate_every=self.validate_every if self.validate is not None else None,
+            patience=params.patience if self.validate is not None else None,
+        )
+
+    def snapshot(self) -> JointModel:
+        """The towers as they stand, exported into a fitted model."""
+        net = self.objective.module
+        was_training = net.training
+        net.eval()
+        model = JointModel.from_vectors(self.params, net.export(), self.item_counts)
+        net.train(was_training)
+        return model
+
+    def finish(self, result: TrainResult, seconds: float) -> JointModel:
+        """The trained model (the loop has already restored the best-validated weights) with its run's stats."""
+        model = self.snapshot()
+        model.stats = TrainStats(
+            planned_steps=self.total_steps,
+            steps=len(result.losses),
+            losses=list(result.losses),
+            validation=list(result.validation),
+            best_step=result.best_step,
+            seconds=seconds,
+        )
+        return model
 
 
 def build_net(
-    n_users: int,
-    item_counts: np.ndarray,
-    params: JointParams,
-    side: dict[str, np.ndarray | None],
-    device: torch.device,
-) -> tuple[JointNet, list[torch.optim.Optimizer]]:
-    """The seeded towers on ``device``, item biases at their prior, and their optimizers (sparse + dense)."""
+    n_users: int, item_counts: np.ndarray, params: JointParams, side: dict, device: torch.device, prior: np.ndarray
+) -> JointNet:
+    """The seeded towers on ``device``, item biases at ``prior`` (unless ``bias_init`` is zero or PDA)."""
     torch.manual_seed(params.seed)
     net = JointNet(n_users, len(item_counts), params, **side).to(device)
     if params.bias_init == "popularity" and net.item_bias.weight.requires_grad:
-        prior = bias_prior(item_counts, params.debias, params.propensity_eta, params.propensity_clip)
         net.item_bias.weight.data.copy_(torch.from_numpy(prior).unsqueeze(1))
-    optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(net.sparse_parameters(), params.learning_rate)]
-    if dense := net.dense_parameters():
-        optimizers.append(torch.optim.Adam(dense, params.learning_rate, weight_decay=params.weight_decay))
-    return net, optimizers
+    return net
+
+
+def joint_training(
+    train: sp.csr_matrix,
+    params: JointParams,
+    item_text: np.ndarray | None = None,
+    user_features: np.ndarray | None = None,
+    item_features: np.ndarray | None = None,
+    valid: sp.csr_matrix | None = None,
+) -> JointTraining:
+    """Prepare a run on the binary users x items ``train`` matrix (see the module docstring).
+
+    Thread count is the caller's (``train_joint`` applies ``params.threads``); ``params.device`` is resolved here.
+    """
+    train = canonical(train)
+    if valid is not None and valid.shape != train.shape:
+        raise ValueError(f"valid has shape {valid.shape}, train {train.shape}")
+    n_users, n_items = train.shape
+    users_of = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(train.indptr))  # int32: half the memory
+    items_of = train.indices.astype(np.int32, copy=False)
+    if not len(users_of):
+        raise ValueError("train has no positives: nothing to learn from")
+    item_counts = np.bincount(items_of, minlength=n_items)
+    device = resolve_device(params.device)
+    weights = imputation = weight_sums = None
+    if params.debias in ("ips", "snips", "dr"):
+        propensity = positive_propensities(
+            users_of, items_of, n_users, n_items, params.propensity_model, params.propensity_eta,
+            params.propensity_clip, params.seed, user_features, item_features,
+        )  # fmt: skip
+        weights = (1.0 / propensity).astype(np.float32)
+        weight_sums = np.bincount(items_of, weights=weights, minlength=n_items)
+        if params.debias == "dr":
+            imputation = imputation_factors(users_of, items_of, weights, n_users, n_items, params.dr_rank, params.seed)
+    side = {"item_text": item_text, "user_features": user_features, "item_features": item_features}
+    net = build_net(
+        n_users, item_counts, params, side, device, bias_prior(item_counts, weight_sums, params.propensity_clip)
+    )
+    total_steps = planned_steps(len(users_of), params)
+    total_examples = min(planned_examples(len(users_of), params.epochs), total_steps * params.batch_size)
+    objective = JointObjective(
+        net, params, users_of, items_of, n_users, item_counts, total_examples, device, weights, imputation
+    )
+    run = JointTraining(
+        objective=objective,
+        optimizer=JointOptimizer(net, params.learning_rate, params.weight_decay),
+        total_steps=total_steps,
+        validate=None,
+        validate_every=params.validate_every or math.ceil(len(users_of) / params.batch_size),  # default: per epoch
+        device=device,
+        params=params,
+        item_counts=item_counts,
+    )
+    if valid is not None:
+        checked = validation_users(valid, params.validate_users, params.seed)
+        valid = sp.csr_matrix(valid)
+        run.validate = lambda: validation_ndcg(run.snapshot(), train, valid, checked)
+    return run
+
+
+def _progress_bar(total: int) -> Callable[[Iterable[int], int], Iterable[int]]:
+    from tqdm import tqdm
+
+    return lambda steps, start: tqdm(
+        steps, total=total, initial=start, desc="train_joint", unit="step", file=sys.stderr
+    )
 
 
 def train_joint(
@@ -139,67 +259,13 @@ def train_joint(
     valid: sp.csr_matrix | None = None,
     progress: bool = True,
 ) -> JointModel:
-    """Fit the joint model on the binary users x items ``train`` matrix (see the module docstring)."""
+    """Fit the joint model in memory: ``joint_training``, the shared loop without checkpoints, ``finish``."""
     started = time.perf_counter()
-    train = canonical(train)
-    if valid is not None and valid.shape != train.shape:
-        raise ValueError(f"valid has shape {valid.shape}, train {train.shape}")
-    n_users, n_items = train.shape
-    users_of = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(train.indptr))  # int32: half the memory
-    items_of = train.indices.astype(np.int32, copy=False)
-    if not len(users_of):
-        raise ValueError("train has no positives: nothing to learn from")
-    item_counts = np.bincount(items_of, minlength=n_items)
-    keys = history_keys(train)
-    device = resolve_device(params.device)
-    stats = TrainStats(planned_steps=planned_steps(len(users_of), params))
-    side = {"item_text": item_text, "user_features": user_features, "item_features": item_features}
     with torch_threads(params.threads):
-        net, optimizers = build_net(n_users, item_counts, params, side, device)
-        objective = JointObjective(net, params, item_counts, device)
-
-        def snapshot() -> JointModel:
-            net.eval()
-            model = JointModel.from_vectors(params, net.export(), keys, item_counts)
-            net.train()
-            return model
-
-        validate_every = params.validate_every or math.ceil(len(users_of) / params.batch_size)  # default: per epoch
-        checked = validation_users(valid, params.validate_users, params.seed) if valid is not None else None
-        stopping = EarlyStopping(params.patience)
-        losses = torch.zeros(stats.planned_steps, device=device)  # on device: no host sync per step
-        rng = np.random.default_rng(params.seed)
-        examples = min(planned_examples(len(users_of), params.epochs), stats.planned_steps * params.batch_size)
-        batches = batch_stream(len(users_of), params.batch_size, examples, rng)
-        bar = tqdm(
-            batches, total=stats.planned_steps, desc="train_joint", unit="batch", disable=None if progress else True
-        )
-        for step, rows in enumerate(bar):
-            negatives = objective.negatives(rng, len(rows), n_items)
-            loss = objective.loss(
-                torch.from_numpy(users_of[rows]).to(device, torch.long),
-                torch.from_numpy(items_of[rows]).to(device, torch.long),
-                None if negatives is None else torch.from_numpy(negatives).to(device, torch.long),
-            )
-            for optimizer in optimizers:
-                optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for optimizer in optimizers:
-                optimizer.step()
-            losses[step] = loss.detach()
-            stats.steps = step + 1
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            if checked is not None and (stats.steps % validate_every == 0 or stats.steps == stats.planned_steps):
-                model = snapshot()
-                stats.validation.append((stats.steps, validation_ndcg(model, train, valid, checked)))
-                if stopping.update(stats.validation[-1][1], model):
-                    break
-        bar.close()
-        stats.losses = losses[: stats.steps].cpu().tolist()
-        if stopping.best is not None:
-            stats.best_step = next(step for step, score in stats.validation if score == stopping.best[0])
-        fitted = stopping.best[1] if stopping.best is not None else snapshot()
-    stats.seconds = time.perf_counter() - started
-    fitted.stats = stats
-    return fitted
+        run = joint_training(train, params, item_text, user_features, item_features, valid)
+        result = loop.train(  # `train` is the matrix here
+            run.objective, run.optimizer, run.loop_config(), None, run.device,
+            progress=_progress_bar(run.total_steps) if progress else lambda steps, start: steps,
+            log=print if progress else lambda message: None, validate=run.validate,
+        )  # fmt: skip
+        return run.finish(result, time.perf_counter() - started)

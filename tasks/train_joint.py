@@ -1,0 +1,153 @@
+"""Stage `train_joint`: the joint recommender fit on each split's train, plain (`joint`) and debiased (`joint_debiased`).
+
+Splits: the main split (RecBole's protocol), its cold-item variant and the `intervened` variant; each
+model sees that split's train only, with its valid for early stopping. Every run is resumable
+(checkpoints/train_joint/<split>/<model>/), so a killed or retried stage continues where it was.
+Also writes every user's top-k of the served model (``models.joint.serve``) on the main split,
+excluding what the user has already interacted with anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import recause.models.joint
+import recause.training
+from recause.config import JointStageParams
+from recause.data.features import item_side_features, user_side_features
+from recause.data.matrix import IdIndex, interaction_matrix
+from recause.errors import InputDataError
+from recause.models.joint import JointModel, JointParams, joint_training
+from recause.serving import top_k_recommendations
+from recause.training.device import resolve_device, set_threads
+from recause.training.loop import TrainResult
+from tasks._io import atomic_path, load_params, read_parquet, run_stage, save_model, write_json, write_parquet
+from tasks._training import ITEMS, file_digest, item_embeddings, run_training
+
+PROCESSED_DIR = Path("data/processed")
+SPLITS = {"main": PROCESSED_DIR, "cold_item": PROCESSED_DIR / "cold_item", "intervened": PROCESSED_DIR / "intervened"}
+USERS = Path("data/validated/users.parquet")
+EMBEDDINGS = Path("data/embeddings/items.safetensors")
+OUTPUT = Path("models/joint")  # <split>/<model>.{safetensors,json}
+TOPK = Path("data/recommendations/topk.parquet")
+METRICS = Path("metrics/train_joint.json")
+PLOTS = Path("metrics/plots/train_joint")
+MODEL_NAMES = ("joint", "joint_debiased")
+
+
+@dataclass(frozen=True)
+class SplitData:
+    users: IdIndex
+    train: pd.DataFrame
+    matrices: dict[str, object]  # part -> users x items csr
+    user_side: np.ndarray | None
+
+
+def model_params(stage: JointStageParams, name: str) -> JointParams:
+    """The JointParams of ``name``: `joint` never debiases, `joint_debiased` uses ``stage.debias``."""
+    fields = stage.model_dump(include=set(JointParams.model_fields))
+    return JointParams(**fields | {"debias": "none" if name == "joint" else stage.debias})
+
+
+def read_split(directory: Path, items: IdIndex, users_table: pd.DataFrame | None, with_side: bool) -> SplitData:
+    names = ("train", "valid", "test")
+    parts = {name: read_parquet(directory / f"{name}.parquet", f"{name} part ({directory})") for name in names}
+    # the evaluation's user axis (every user of the split), so a model's user rows are evaluate's rows
+    users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
+    if (directory / "cold.parquet").exists():  # the cold-item variant: its evaluation's users include cold's
+        cold = read_parquet(directory / "cold.parquet", f"cold part ({directory})")
+        users = IdIndex.from_values(pd.concat([*(frame["user_id"] for frame in parts.values()), cold["user_id"]]))
+    unknown = items.positions(parts["train"]["item_id"].to_numpy()) < 0
+    if unknown.any():
+        raise InputDataError(f"{directory}/train.parquet: {unknown.sum()} interactions name items not in {ITEMS}")
+    side = user_side_features(users_table, users.ids) if with_side and users_table is not None else None
+    matrices = {name: interaction_matrix(frame, users, items) for name, frame in parts.items()}
+    return SplitData(users, parts["train"], matrices, side)
+
+
+def save_loss_plots(results: dict[str, TrainResult]) -> None:
+    import matplotlib.pyplot as plt
+
+    from recause.training.report import loss_figure
+
+    with atomic_path(PLOTS) as tmp:
+        tmp.mkdir(parents=True)
+        for run, result in results.items():
+            title = f"train_joint: {run} (loss per step, validation NDCG@10)"
+            figure = loss_figure(result.losses, title, validation=result.validation, best_step=result.best_step)
+            figure.savefig(tmp / f"{run}.png")
+            plt.close(figure)
+
+
+def main() -> None:
+    params = load_params()
+    stage = params.models.joint
+    set_threads(stage.threads)
+    catalogue = read_parquet(ITEMS, "items table")
+    items = IdIndex.from_values(catalogue["item_id"])  # the baselines' item axis: every catalogue item
+    text = item_embeddings(items) if stage.use_text else None
+    item_side = item_side_features(catalogue, items.ids) if stage.use_side_features else None
+    users_table = read_parquet(USERS, "users table") if USERS.exists() else None
+    print(f"train_joint: device {resolve_device(stage.device)}, {len(items):,} items, text {text is not None}")
+    inputs = [ITEMS, *([EMBEDDINGS] if stage.use_text else []), *([USERS] if users_table is not None else [])]
+    report: dict[str, dict] = {}
+    fitted: dict[tuple[str, str], JointModel] = {}
+    split_data: dict[str, SplitData] = {}
+    results: dict[str, TrainResult] = {}
+    for split, directory in SPLITS.items():
+        data = split_data[split] = read_split(directory, items, users_table, stage.use_side_features)
+        train = data.matrices["train"]
+        for name in MODEL_NAMES:
+            run_params = model_params(stage, name)
+            training = joint_training(
+                train, run_params, item_text=text, user_features=data.user_side, item_features=item_side,
+                valid=data.matrices["valid"],
+            )  # fmt: skip
+            depends_on = (file_digest(directory / "train.parquet", directory / "valid.parquet", *inputs), split)
+            run = run_training(
+                "train_joint", training.objective, training.optimizer, run_params, train.nnz, depends_on,
+                resolve_device(run_params.device), None, training.validate, validate_every=training.validate_every,
+                run_name=f"train_joint/{split}/{name}", code=(recause.models.joint, recause.training),
+            )  # fmt: skip
+            fitted[split, name] = training.finish(run.result, run.seconds)
+            report.setdefault(split, {})[name] = {
+                "debias": run_params.debias,
+                "train_interactions": int(train.nnz),
+                **run.metrics(),
+                "validation_ndcg@10": {str(step): round(score, 6) for step, score in run.result.validation},
+                "best_step": run.result.best_step,
+            }
+            results[f"{split}_{name}"] = run.result
+            best = max((s for _, s in run.result.validation), default=float("nan"))
+            stopped = " (stopped early)" if run.result.stopped_early else ""
+            print(
+                f"train_joint [{split}] {name}: {len(run.result.losses)} of {run.steps} steps{stopped} in "
+                f"{run.seconds:.1f}s, best valid NDCG@10 {best:.4f} at step {run.result.best_step}"
+            )
+
+    with atomic_path(OUTPUT) as tmp:
+        for (split, name), model in fitted.items():
+            (tmp / split).mkdir(parents=True, exist_ok=True)
+            model.name = name
+            meta = {"item_ids": items.ids.tolist(), "user_ids": split_data[split].users.ids.tolist(), "split": split}
+            save_model(tmp / split, model, meta)
+    main_split = split_data["main"]
+    seen = sum(main_split.matrices.values())
+    warm = np.asarray(main_split.matrices["train"].sum(axis=0)).ravel() > 0
+    titles = catalogue.assign(item_id=catalogue["item_id"].astype(str)).set_index("item_id")
+    titles = titles["title"] if "title" in titles else pd.Series(items.ids, index=items.ids)
+    served = fitted["main", stage.serve]
+    topk = top_k_recommendations(served.score_users, main_split.users, items, seen, stage.top_k, warm)
+    topk.insert(3, "title", titles.reindex(topk["item_id"]).fillna(topk["item_id"]).astype(str).to_numpy())
+    write_parquet(topk, TOPK)
+    save_loss_plots(results)
+    write_json(METRICS, {"served": stage.serve, "top_k": stage.top_k, "splits": report})
+    print(f"train_joint: top-{stage.top_k} of {main_split.users.ids.size:,} users by {stage.serve} -> {TOPK}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
