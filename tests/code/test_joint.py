@@ -203,9 +203,9 @@ def test_state_round_trips_through_safetensors_and_json(data: Topics, tmp_path, 
     np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
     np.testing.assert_array_equal(loaded.score(data.train[users]), model.score(data.train[users]))
     # an empty history folds in to the zero vector: the ranking falls back to the item biases;
-    # PDA has no item bias, and its intervened score of a zero match is ELU(0) + 1 = 1
+    # PDA has no item bias, and under softmax its intervened score of a zero match is log(exp(0)) = 0
     empty = sp.csr_matrix((1, data.train.shape[1]), dtype=np.float32)
-    prior = loaded.arrays()["item_bias"] if debias == "none" else np.ones(data.train.shape[1], np.float32)
+    prior = loaded.arrays()["item_bias"] if debias == "none" else np.zeros(data.train.shape[1], np.float32)
     np.testing.assert_allclose(loaded.score(empty)[0], prior, rtol=1e-6)
 
 

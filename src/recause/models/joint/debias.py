@@ -17,7 +17,8 @@ mixes taste with popularity. The modes below target P(relevant | u, i) instead.
   depends on the propensity scale.
 - ``pda`` (popularity-deconfounded training; Zhang et al., SIGIR 2021): popularity is modelled as
   a confounder of exposure and click, P(click | u, i) ~ ELU'(f(u, i)) * m_i^gamma with
-  ELU'(x) = ELU(x) + 1 > 0 and m_i the item's share of the events. Training fits that product, so
+  ELU'(x) = ELU(x) + 1 > 0 (BPR; under softmax the link is exp, see ``pda_train_scores``) and m_i
+  the item's share of the events. Training fits that product, so
   f need not learn popularity; inference intervenes on popularity, do(m_i = const) (``PD``:
   rank by ELU'(f)) or do(m_i = target) (``PDA``: rank by ELU'(f) * m_i^gamma_tilde). Estimand:
   the deconfounded user-item matching P(click | u, do(i)).
@@ -110,20 +111,26 @@ def weighted_mean(losses: torch.Tensor, weights: torch.Tensor | None, self_norma
     return total / weights.sum() if self_normalise else total / losses.numel()
 
 
-def log_elu_plus_one(scores: torch.Tensor) -> torch.Tensor:
-    """log(ELU(x) + 1), exactly and stably: x below zero (where ELU(x) + 1 = e^x), log1p(x) above."""
-    return torch.where(scores < 0, scores, torch.log1p(scores.clamp(min=0)))
-
-
 def pda_train_scores(scores: torch.Tensor, log_popularity: torch.Tensor, gamma: float, log_space: bool) -> torch.Tensor:
-    """PDA's training score ELU'(f) * m^gamma, or its log (for softmax logits)."""
+    """PDA's training score: ELU'(f) * m^gamma (BPR), or the log of exp(f) * m^gamma, f + gamma log m
+    (softmax logits).
+
+    Under softmax the positive link is exp, the softmax's own: the ELU' link's log, log1p(f) above zero,
+    flattens large logits, and under L2 it underfit so much that PDA scored below no debiasing on the
+    intervened ML-100K split (valid NDCG@10 0.043 vs 0.051 at gamma 0.1; 0.066 with the exp link at 0.6).
+    """
     if log_space:
-        return log_elu_plus_one(scores) + gamma * log_popularity
+        return scores + gamma * log_popularity
     return (F.elu(scores) + 1.0) * torch.exp(gamma * log_popularity)
 
 
-def pda_inference_scores(scores: np.ndarray, log_popularity: np.ndarray, gamma_tilde: float) -> np.ndarray:
-    """PDA's intervened ranking score ELU'(f) * m^gamma_tilde (gamma_tilde = 0: popularity dropped)."""
+def pda_inference_scores(
+    scores: np.ndarray, log_popularity: np.ndarray, gamma_tilde: float, log_space: bool = False
+) -> np.ndarray:
+    """PDA's intervened ranking score f' * m^gamma_tilde with the training link f' (gamma_tilde = 0:
+    popularity dropped): ELU'(f) for BPR, or for softmax its log, f + gamma_tilde log m."""
+    if log_space:
+        return (scores + gamma_tilde * log_popularity).astype(np.float32)
     positive = np.where(scores < 0, np.exp(np.minimum(scores, 0.0)), scores + 1.0)
     if gamma_tilde == 0.0:
         return positive.astype(np.float32, copy=False)

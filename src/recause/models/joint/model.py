@@ -106,7 +106,8 @@ class JointModel(Recommender):
         scores = (scores + torch.from_numpy(bias)).numpy()
         if self.params.debias == "pda":
             log_share = np.log(popularity_shares(self.state["item_counts"]))
-            scores = pda_inference_scores(scores, log_share, self.params.pda_gamma_tilde)
+            log_space = self.params.loss == "softmax"
+            scores = pda_inference_scores(scores, log_share, self.params.pda_gamma_tilde, log_space)
         return scores
 
     def arrays(self) -> dict[str, np.ndarray]:
