@@ -181,7 +181,7 @@ class JointStageParams(JointParams):
     weight_decay: float = Field(default=0.05, ge=0.0, description="L2 on the embedding rows a batch touches.")
     negatives: NegativeSampling = Field(default="in_batch", description="in_batch (logQ-corrected) | uniform.")
     n_negatives: int = Field(default=512, ge=1, description="Negatives shared by a batch (softmax loss).")
-    patience: int = Field(default=3, ge=1, description="Validations without improvement before stopping.")
+    patience: int = Field(default=5, ge=1, description="Validations without improvement before stopping.")
     debias: DebiasMode = Field(default="ips", description="Debiasing of `joint_debiased` (`joint` always uses none).")
     use_text: bool = Field(default=True, description="Feed the items' language-model embeddings (from `embed`).")
     use_side_features: bool = Field(default=True, description="Feed user age/gender/occupation, item year/genres.")
