@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 import recause.models.joint
 import recause.training
@@ -42,8 +43,7 @@ MODEL_NAMES = ("joint", "joint_debiased")
 @dataclass(frozen=True)
 class SplitData:
     users: IdIndex
-    train: pd.DataFrame
-    matrices: dict[str, object]  # part -> users x items csr
+    matrices: dict[str, sp.csr_matrix]  # part -> users x items
     user_side: np.ndarray | None
 
 
@@ -66,7 +66,7 @@ def read_split(directory: Path, items: IdIndex, users_table: pd.DataFrame | None
         raise InputDataError(f"{directory}/train.parquet: {unknown.sum()} interactions name items not in {ITEMS}")
     side = user_side_features(users_table, users.ids) if with_side and users_table is not None else None
     matrices = {name: interaction_matrix(frame, users, items) for name, frame in parts.items()}
-    return SplitData(users, parts["train"], matrices, side)
+    return SplitData(users, matrices, side)
 
 
 def save_loss_plots(results: dict[str, TrainResult]) -> None:

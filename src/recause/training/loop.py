@@ -244,6 +244,7 @@ def train(
             log(f"validation at step {done}: {score:.4f} (best: step {result.best_step})")
             if (
                 config.patience is not None
+                and done < config.total_steps  # at the last step the run ends anyway: not an early stop
                 and stale_validations(result.validation, result.best_step) >= config.patience
             ):
                 result.stopped_early = True
