@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recause.config import WheelSource  # noqa: E402
+from recause.data.wheels import locate_wheel  # noqa: E402
 from recause.ope.estimators import ESTIMATORS, LoggedRounds  # noqa: E402
 from recause.ope.logs import obd_item_context, obd_log, to_arrays, user_categories  # noqa: E402
 from recause.ope.policies import bernoulli_ts_policy, bts_prior, per_round  # noqa: E402
 from recause.ope.reward_model import fit_predict_rewards  # noqa: E402
-from tasks.ingest import locate_wheel  # noqa: E402
 
 OBP_VENV = ROOT / "benchmarks" / ".venv-obp"
 OBP_REQUIREMENTS = ["obp==0.4.1", "pandas<2", "numpy<2", "scikit-learn<1.6", "scipy<1.14"]

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks._io import load_params  # noqa: E402
+from recause.config import load_params  # noqa: E402
 
 DEFAULT_VENV = ROOT / "benchmarks" / ".venv-recbole"
 VENV_MARKER = ".recbole-peer"  # written into venvs this script built: only those are ever deleted

@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 from recause.config import EvaluateParams, SplitParams, WheelSource  # noqa: E402
 from recause.data.matrix import IdIndex, interaction_matrix  # noqa: E402
 from recause.data.split import split_interactions  # noqa: E402
+from recause.data.wheels import load_movielens  # noqa: E402
 from recause.evaluation.protocol import evaluate_all  # noqa: E402
 from recause.models.baselines import Pop  # noqa: E402
-from tasks.ingest import load_movielens  # noqa: E402
 
 POSITIVES_PER_BATCH = 1024  # RecBole: train_batch_size 2048 // (1 positive + 1 negative)
 

@@ -144,12 +144,12 @@ def evaluate_stage() -> None:
     import pandas as pd
     from safetensors.numpy import load_file
 
+    from recause.artifacts import load_model
     from recause.config import EvaluateParams
     from recause.data.matrix import IdIndex, interaction_matrix
     from recause.evaluation.ranking import evaluate_ranking, tie_priority
     from recause.models.baselines import BASELINES
     from recause.models.joint import JointModel
-    from tasks._io import load_model
 
     meta = json.loads(Path("models/joint/joint.json").read_text(encoding="utf-8"))
     joint = JointModel.from_state(meta["config"], load_file("models/joint/joint.safetensors"))

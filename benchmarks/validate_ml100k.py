@@ -26,7 +26,7 @@ sys.path.insert(0, sys.argv[1])
 from recause.config import ValidateParams, WheelSource
 from recause.validation.gate import check_table
 from recause.validation.runner import GreatExpectations
-from tasks.ingest import load_movielens
+from recause.data.wheels import load_movielens
 tables, _ = load_movielens(WheelSource(cache_dir=sys.argv[1] + "/data/external/wheels"), __import__("pathlib").Path(sys.argv[2]))
 loaded = time.perf_counter()
 runner = GreatExpectations()
@@ -63,7 +63,7 @@ def pandas_peer(tables) -> float:  # noqa: ANN001
 
 def main() -> None:
     from recause.config import WheelSource
-    from tasks.ingest import load_movielens
+    from recause.data.wheels import load_movielens
 
     with tempfile.TemporaryDirectory() as raw:
         child = subprocess.run(

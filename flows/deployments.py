@@ -16,7 +16,7 @@ from prefect.client.schemas.schedules import CronSchedule
 
 from flows.pipeline import evaluate, pipeline
 from flows.retrain import retrain
-from tasks._io import load_params
+from recause.config import load_params
 
 
 def deployments(root: Path, profile: str | None = None, stages: list[str] | None = None) -> list:

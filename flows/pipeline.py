@@ -12,9 +12,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed, State
 
 from flows.workspace import StageFailed, repro_stage, workspace_lock
+from recause.config import apply_params_updates, load_params
 from recause.evaluation.report import nested_rows
 from recause.orchestration import execution_order, parse_stages, retry_policy, stage_graph
-from tasks._io import apply_params_updates, load_params
 
 
 def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback signature

@@ -21,6 +21,9 @@ from prefect.states import State
 
 from flows.pipeline import run_stages, stage_order
 from flows.workspace import tool_env, workspace_lock
+from recause.artifacts import load_model
+from recause.config import load_params
+from recause.config.retrain import GateParams
 from recause.data.matrix import IdIndex
 from recause.evaluation.protocol import evaluate_on_holdout
 from recause.models.baselines import BASELINES
@@ -36,9 +39,7 @@ from recause.operations.champion import (
     promoted,
     rolled_back,
 )
-from recause.operations.params import GateParams
 from recause.operations.store import REGISTRY, fingerprint, materialise, read_registry, write_registry
-from tasks._io import load_model, load_params
 
 Log = Callable[[str], None]
 MODELS = "models/baselines"

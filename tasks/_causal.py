@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import networkx as nx
 import pandas as pd
 
+from recause.artifacts import read_parquet, require_file
 from recause.causal.effects import question_frame
 from recause.causal.graphs import as_dag
-from recause.causal.params import CausalParams, CausalQuestion
 from recause.causal.semi_synthetic import interaction_grid, plant
 from recause.causal.variables import sample_rows
+from recause.config.causal import CausalParams, CausalQuestion
 from recause.errors import InputDataError
-from tasks._io import read_parquet, require_file
+from recause.layout import LAYOUT
 
-VARIABLES = Path("data/causal/variables.parquet")
-GRAPH = Path("data/causal/graph.gml")
-INTERACTIONS = Path("data/validated/interactions.parquet")
+VARIABLES = LAYOUT.causal_variables
+GRAPH = LAYOUT.causal_graph
+INTERACTIONS = LAYOUT.interactions
 PLANTED_QUESTION = CausalQuestion(treatment="recommended", outcome="consumed")
 
 

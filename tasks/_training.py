@@ -20,18 +20,19 @@ import torch
 
 import recause.models.language
 import recause.training
-from recause.config import EncoderParams, TrainingParams
+from recause.artifacts import atomic_path, read_parquet, require_file
+from recause.config.language import EncoderParams, TrainingParams
 from recause.data.matrix import IdIndex
 from recause.errors import InputDataError
+from recause.layout import LAYOUT
 from recause.models.joint import JointParams
 from recause.training.device import autocast_dtype, resolve_device, set_threads
 from recause.training.faults import FaultInjector
 from recause.training.loop import CheckpointDir, LoopConfig, Objective, TrainResult, train
 from recause.training.report import loss_figure
-from tasks._io import atomic_path, read_parquet, require_file
 
-ITEMS = Path("data/validated/items.parquet")
-EMBEDDINGS = Path("data/embeddings/items.safetensors")
+ITEMS = LAYOUT.items
+EMBEDDINGS = LAYOUT.embeddings
 CODE = (recause.models.language, recause.training)  # what a training stage's results depend on
 
 
@@ -161,7 +162,7 @@ def run_training(
     )
     with Timer() as timer:
         result = train(
-            objective, optimizer, config, CheckpointDir(Path("checkpoints") / run_name), device, dtype,
+            objective, optimizer, config, CheckpointDir(LAYOUT.checkpoints / run_name), device, dtype,
             before_forward=FaultInjector(stage), progress=step_progress(steps, run_name), validate=validate,
         )  # fmt: skip
     return TrainRun(result, steps, timer.seconds)

@@ -4,22 +4,24 @@ knowledge, how well their implied independences hold, and discovery quality on a
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import networkx as nx
 
+from recause.artifacts import atomic_path, read_parquet, write_json, write_parquet
 from recause.causal.discovery import discover, undirected_edges
 from recause.causal.graphs import compare_graphs, draw_graph, linear_gaussian_data, random_tiered_dag, refute_graph
 from recause.causal.variables import sample_rows, variables_table
+from recause.config import load_params
 from recause.errors import InputDataError
-from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json, write_parquet
+from recause.layout import LAYOUT
+from tasks._stage import run_stage
 
-VALIDATED = Path("data/validated")
-CAUSAL_DIR = Path("data/causal")
+VALIDATED = LAYOUT.validated
+CAUSAL_DIR = LAYOUT.causal
 VARIABLES = CAUSAL_DIR / "variables.parquet"
 GRAPH = CAUSAL_DIR / "graph.gml"
-METRICS = Path("metrics/causal_discovery.json")
-PLOTS = Path("metrics/plots/causal")
+METRICS = LAYOUT.metrics_file("causal_discovery")
+PLOTS = LAYOUT.plot_dir("causal")
 
 
 def _describe(graph: nx.DiGraph) -> dict:

@@ -3,13 +3,14 @@ estimated by each estimator with an interval; and the same on planted truth, whe
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from recause.artifacts import write_json
 from recause.causal.effects import estimate_effects, identify, question_frame
+from recause.config import load_params
+from recause.layout import LAYOUT
 from tasks._causal import PLANTED_QUESTION, planted_table, study_frames
-from tasks._io import load_params, run_stage, write_json
+from tasks._stage import run_stage
 
-OUTPUT = Path("data/causal/estimates.json")
+OUTPUT = LAYOUT.causal_estimates
 
 
 def main() -> None:

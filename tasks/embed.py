@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 
+from recause.artifacts import atomic_path, write_json
+from recause.config import load_params
+from recause.layout import LAYOUT
 from recause.models.language.encoder import TextEncoder, embed_corpus, load_tokenizer, resolve_checkpoint, tokenize
 from recause.training.faults import FaultInjector
-from tasks._io import atomic_path, load_params, run_stage, write_json
+from tasks._stage import run_stage
 from tasks._training import Timer, item_texts, runtime
 
-FINETUNED = Path("models/finetuned/encoder")
-OUTPUT = Path("data/embeddings/items.safetensors")
-METRICS = Path("metrics/embed.json")
+FINETUNED = LAYOUT.finetuned_encoder
+OUTPUT = LAYOUT.embeddings
+METRICS = LAYOUT.metrics_file("embed")
 
 
 def main() -> None:

@@ -18,26 +18,29 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from recause.artifacts import atomic_path, load_model, read_parquet, require_file, write_json
+from recause.config import load_params
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.evaluation.protocol import evaluate_all
 from recause.evaluation.report import popularity_figure, ranking_figure
+from recause.layout import LAYOUT
 from recause.models.base import Recommender
 from recause.models.baselines import BASELINES, Pop
 from recause.models.joint import JointModel
 from recause.models.language.retrieval import TfidfKNN, lm_retrieval_from_heads
 from recause.parallel import open_runner
-from tasks._io import atomic_path, load_model, load_params, read_parquet, require_file, run_stage, write_json
+from tasks._stage import run_stage
 from tasks._training import item_embeddings, item_texts
 
-PROCESSED_DIR = Path("data/processed")
+PROCESSED_DIR = LAYOUT.processed
 COLD_DIR = PROCESSED_DIR / "cold_item"
 INTERVENED_DIR = PROCESSED_DIR / "intervened"
-JOINT_DIR = Path("models/joint")
+JOINT_DIR = LAYOUT.joint
 JOINT_MODELS = ("joint", "joint_debiased")
-MODELS_DIR = Path("models/baselines")
-TWO_TOWER = Path("models/finetuned")
-METRICS = Path("metrics/ranking.json")
-PLOTS_DIR = Path("metrics/plots/ranking")
+MODELS_DIR = LAYOUT.baselines
+TWO_TOWER = LAYOUT.finetuned
+METRICS = LAYOUT.metrics_file("ranking")
+PLOTS_DIR = LAYOUT.plot_dir("ranking")
 
 
 def read_parts(directory: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:

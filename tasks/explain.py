@@ -8,13 +8,16 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from recause.artifacts import write_json, write_parquet
 from recause.causal.explain import explain_top_k
+from recause.config import load_params
+from recause.layout import LAYOUT
 from recause.serving import load_served
-from tasks._io import load_params, run_stage, write_json, write_parquet
+from tasks._stage import run_stage
 from tasks._training import Timer
 
-OUTPUT = Path("data/recommendations/explained_topk.parquet")
-METRICS = Path("metrics/explain.json")
+OUTPUT = LAYOUT.explained_topk
+METRICS = LAYOUT.metrics_file("explain")
 
 
 def main() -> None:

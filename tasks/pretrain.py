@@ -6,7 +6,10 @@ from pathlib import Path
 
 import torch
 
+from recause.artifacts import atomic_path, write_json
+from recause.config import load_params
 from recause.errors import InputDataError
+from recause.layout import LAYOUT
 from recause.models.language.encoder import (
     TextEncoder,
     checkpoint_summary,
@@ -16,12 +19,12 @@ from recause.models.language.encoder import (
     tokenize,
 )
 from recause.models.language.pretrain import SimCSEObjective, alignment_uniformity
-from tasks._io import atomic_path, load_params, run_stage, write_json
+from tasks._stage import run_stage
 from tasks._training import ITEMS, file_digest, item_texts, run_training, runtime, save_loss_plot
 
-OUTPUT = Path("models/pretrained")
-METRICS = Path("metrics/pretrain.json")
-PLOT = Path("metrics/plots/pretrain/loss.png")
+OUTPUT = LAYOUT.pretrained
+METRICS = LAYOUT.metrics_file("pretrain")
+PLOT = LAYOUT.plot_dir("pretrain") / "loss.png"
 
 
 def extra_passages(paths: tuple[str, ...]) -> list[str]:

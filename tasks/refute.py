@@ -4,17 +4,19 @@ writes `metrics/causal.json` (estimates, refutations, discovery, planted truth) 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from recause.artifacts import require_file, write_json, write_text
 from recause.causal.effects import question_frame, refute_effect, verdicts
 from recause.causal.report import causal_report
+from recause.config import load_params
+from recause.layout import LAYOUT
 from tasks._causal import PLANTED_QUESTION, planted_table, study_frames
-from tasks._io import load_params, require_file, run_stage, write_json, write_text
+from tasks._stage import run_stage
 
-ESTIMATES = Path("data/causal/estimates.json")
-DISCOVERY = Path("metrics/causal_discovery.json")
-METRICS = Path("metrics/causal.json")
-REPORT = Path("reports/causal.md")
+ESTIMATES = LAYOUT.causal_estimates
+DISCOVERY = LAYOUT.metrics_file("causal_discovery")
+METRICS = LAYOUT.metrics_file("causal")
+REPORT = LAYOUT.report("causal")
 
 
 def main() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from recause.artifacts import atomic_path, read_parquet
+from recause.config import load_params
 from recause.data.split import cold_item_parts, intervened_parts, split_interactions, to_recbole_atomic
-from tasks._io import atomic_path, load_params, read_parquet, run_stage
+from recause.layout import LAYOUT
+from tasks._stage import run_stage
 
-INTERACTIONS = Path("data/validated/interactions.parquet")
-PROCESSED_DIR = Path("data/processed")
+INTERACTIONS = LAYOUT.interactions
+PROCESSED_DIR = LAYOUT.processed
 COLD_DIR = "cold_item"  # inside PROCESSED_DIR
 INTERVENED_DIR = "intervened"  # inside PROCESSED_DIR
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+from recause.artifacts import atomic_path, read_parquet, save_model
+from recause.config import load_params
 from recause.data.matrix import IdIndex, interaction_matrix
+from recause.layout import LAYOUT
 from recause.models.baselines import EASE, ItemKNN, Pop
 from recause.models.baselines.ease import ease_fits
-from tasks._io import atomic_path, load_params, read_parquet, run_stage, save_model
+from tasks._stage import run_stage
 
-TRAIN = Path("data/processed/train.parquet")
-ITEMS = Path("data/validated/items.parquet")
-MODELS_DIR = Path("models/baselines")
+TRAIN = LAYOUT.processed / "train.parquet"
+ITEMS = LAYOUT.items
+MODELS_DIR = LAYOUT.baselines
 
 
 def main() -> None:

@@ -18,25 +18,28 @@ import scipy.sparse as sp
 
 import recause.models.joint
 import recause.training
-from recause.config import JointStageParams
+from recause.artifacts import atomic_path, read_parquet, save_model, write_json, write_parquet
+from recause.config import load_params
+from recause.config.models import JointStageParams
 from recause.data.features import item_side_features, user_side_features
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.errors import InputDataError
+from recause.layout import LAYOUT
 from recause.models.joint import JointModel, JointParams, joint_training
 from recause.serving import top_k_recommendations
 from recause.training.device import resolve_device, set_threads
 from recause.training.loop import TrainResult
-from tasks._io import atomic_path, load_params, read_parquet, run_stage, save_model, write_json, write_parquet
+from tasks._stage import run_stage
 from tasks._training import ITEMS, file_digest, item_embeddings, run_training
 
-PROCESSED_DIR = Path("data/processed")
+PROCESSED_DIR = LAYOUT.processed
 SPLITS = {"main": PROCESSED_DIR, "cold_item": PROCESSED_DIR / "cold_item", "intervened": PROCESSED_DIR / "intervened"}
-USERS = Path("data/validated/users.parquet")
-EMBEDDINGS = Path("data/embeddings/items.safetensors")
-OUTPUT = Path("models/joint")  # <split>/<model>.{safetensors,json}
-TOPK = Path("data/recommendations/topk.parquet")
-METRICS = Path("metrics/train_joint.json")
-PLOTS = Path("metrics/plots/train_joint")
+USERS = LAYOUT.users
+EMBEDDINGS = LAYOUT.embeddings
+OUTPUT = LAYOUT.joint  # <split>/<model>.{safetensors,json}
+TOPK = LAYOUT.topk
+METRICS = LAYOUT.metrics_file("train_joint")
+PLOTS = LAYOUT.plot_dir("train_joint")
 MODEL_NAMES = ("joint", "joint_debiased")
 
 

@@ -3,18 +3,19 @@ accuracy, on planted truth where the effect of every (user, item) is known; caus
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from recause.artifacts import read_parquet, write_json
 from recause.causal.semi_synthetic import interaction_grid, plant
 from recause.causal.uplift import fit_accuracy, fit_uplift
+from recause.config import load_params
 from recause.evaluation.causal_metrics import causal_precision_at_k, cdcg
-from tasks._io import load_params, read_parquet, run_stage, write_json
+from recause.layout import LAYOUT
+from tasks._stage import run_stage
 from tasks._training import Timer
 
-INTERACTIONS = Path("data/validated/interactions.parquet")
-METRICS = Path("metrics/uplift.json")
+INTERACTIONS = LAYOUT.interactions
+METRICS = LAYOUT.metrics_file("uplift")
 
 
 def main() -> None:

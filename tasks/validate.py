@@ -15,20 +15,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from recause.artifacts import atomic_path, read_parquet, write_json, write_text
+from recause.config import load_params
 from recause.errors import ValidationFailed
+from recause.layout import LAYOUT
 from recause.validation.drift import WATCHED, DriftReport, drift
 from recause.validation.gate import TableCheck, check_table, verdict
 from recause.validation.report import validation_markdown
 from recause.validation.runner import GreatExpectations
-from tasks._io import atomic_path, load_params, read_parquet, run_stage, write_json, write_text
+from tasks._stage import run_stage
 
-INTERIM_DIR = Path("data/interim")
-VALIDATED_DIR = Path("data/validated")
-QUARANTINE_DIR = Path("data/quarantine")
-SNAPSHOT_DIR = Path("data/validation_snapshots")
-METRICS = Path("metrics/validation.json")
-REPORT = Path("reports/validation.md")
-DATA_DOCS = Path("reports/data_docs")
+INTERIM_DIR = LAYOUT.interim
+VALIDATED_DIR = LAYOUT.validated
+QUARANTINE_DIR = LAYOUT.quarantine
+SNAPSHOT_DIR = LAYOUT.validation_snapshots
+METRICS = LAYOUT.metrics_file("validation")
+REPORT = LAYOUT.report("validation")
+DATA_DOCS = LAYOUT.reports / "data_docs"
 TABLES = ("users", "items", "interactions")  # referenced tables first; bandit logs: ingest_bandit
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from recause.config import WheelSource
 from recause.data.schemas import Tables
-from tasks.ingest import extract_wheel_files, load_movielens, locate_wheel
+from recause.data.wheels import extract_wheel_files, load_movielens, locate_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL_CACHE = ROOT / "data" / "external" / "wheels"

@@ -117,7 +117,7 @@ def run(
     try:
         root = find_workspace(workspace)
         configure_environment(root)
-        from tasks._io import apply_params_updates, load_params
+        from recause.config import apply_params_updates, load_params
 
         apply_params_updates(root / "params.yaml", profile, set_)
         load_params(root / "params.yaml")  # fail fast, in one line, before anything runs
@@ -168,7 +168,7 @@ def validate(
         settings = parse_params({}).validate_
         if root is not None:
             configure_environment(root)
-            from tasks._io import load_params
+            from recause.config import load_params
 
             settings = load_params(root / "params.yaml").validate_
         frame = read(table, path)
@@ -205,9 +205,9 @@ def explain(
     try:
         root = find_workspace(workspace)
         configure_environment(root)
+        from recause.config import load_params
+        from recause.data.keys import existing_pseudonym_key
         from recause.serving import item_column, load_served, user_row
-        from tasks._io import load_params
-        from tasks.ingest import existing_pseudonym_key
 
         settings = load_params(root / "params.yaml").data
         served = load_served(root, model)
@@ -243,9 +243,9 @@ def recommend(
         configure_environment(root)
         import numpy as np
 
+        from recause.config import load_params
+        from recause.data.keys import existing_pseudonym_key
         from recause.serving import load_served, top_k_recommendations, user_row
-        from tasks._io import load_params
-        from tasks.ingest import existing_pseudonym_key
 
         settings = load_params(root / "params.yaml")
         served = load_served(root, model or settings.models.joint.serve)
@@ -382,7 +382,7 @@ def params(workspace: WorkspaceOption = Path(".")) -> None:
     try:
         root = find_workspace(workspace)
         configure_environment(root)
-        from tasks._io import load_params
+        from recause.config import load_params
 
         effective = load_params(root / "params.yaml").model_dump(mode="json", by_alias=True)
     except RecauseError as error:

@@ -12,7 +12,7 @@ from typing import Any
 
 import networkx as nx
 
-from recause.config import RetryPolicy
+from recause.config.orchestration import RetryPolicy
 from recause.errors import ParamsError
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
-from recause.config import OrchestrationParams
+from recause.config.orchestration import OrchestrationParams
 from recause.errors import ParamsError
 
 T = TypeVar("T")

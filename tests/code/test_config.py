@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 import yaml
 
-from recause.config import apply_overrides, default_params_mapping, merge_profile, parse_params
+from recause.config import (
+    apply_overrides,
+    default_params_mapping,
+    load_params,
+    deep_merge,
+    parse_params,
+    update_params_file,
+)
 from recause.errors import ParamsError
-from tasks._io import load_params, update_params_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +64,7 @@ def test_params_yaml_is_valid_and_names_every_knob() -> None:
 
 
 def test_overrides_and_profiles_layer_over_params() -> None:
-    merged = merge_profile({"split": {"seed": 1, "protocol": "random"}}, {"split": {"seed": 2}})
+    merged = deep_merge({"split": {"seed": 1, "protocol": "random"}}, {"split": {"seed": 2}})
     assert merged == {"split": {"seed": 2, "protocol": "random"}}
     merged = apply_overrides(merged, ["split.protocol=temporal", "evaluate.ks=[5, 10]"])
     params = parse_params(merged)

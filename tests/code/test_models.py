@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recause.artifacts import load_model, save_model
 from recause.config import EASEParams, ItemKNNParams
 from recause.models.baselines import BASELINES, EASE, ItemKNN, Pop
-from tasks._io import load_model, save_model
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from recause.config import apply_params_updates
+from recause.config.retrain import GateParams
 from recause.errors import ParamsError, RecauseError
 from recause.operations.champion import Champion, Registry, decide, frozen_holdout, lock_outs, promoted, rolled_back
-from recause.operations.params import GateParams
 from recause.operations.store import fingerprint
-from tasks._io import apply_params_updates
 
 
 def _champion(name: str) -> Champion:

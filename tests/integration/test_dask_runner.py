@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks._io import apply_params_updates
+from recause.config import apply_params_updates
 from tasks._training import EMBEDDINGS
 from tasks.evaluate import TWO_TOWER
 from tests.integration.test_pipeline import BIN, _run, workspace  # noqa: F401 (workspace: a fixture)

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 
+from recause.config import load_params
 from recause.data.pseudonym import pseudonym
-from tasks._io import load_params
 from tests.integration.workspace_copy import NOT_COPIED
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -45,7 +45,7 @@ def _retrain(root: Path, env: dict[str, str], *flags: str) -> str:
 
 def _set_params(root: Path, updates: dict) -> None:
     sys.path.insert(0, str(ROOT))
-    from tasks._io import update_params_file
+    from recause.config import update_params_file
 
     update_params_file(root / "params.yaml", updates)
 

@@ -12,8 +12,8 @@ import pytest
 
 from recause.causal.discovery import discover, undirected_edges
 from recause.causal.graphs import compare_graphs, draw_graph, refute_graph, to_gml
-from recause.causal.params import DiscoveryParams, VariablesParams
 from recause.causal.variables import sample_rows, variables_table
+from recause.config.causal import DiscoveryParams, VariablesParams
 from recause.data.schemas import Tables
 
 # A linear-Gaussian DAG with two v-structures (A -> C <- B, C -> D <- E); A -> E is not identifiable from data

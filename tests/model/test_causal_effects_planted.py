@@ -8,8 +8,8 @@ import pytest
 import scipy.sparse as sp
 
 from recause.causal.effects import answer_question, question_frame
-from recause.causal.params import CausalParams, CausalQuestion, RefuteParams, SemiSyntheticParams
 from recause.causal.semi_synthetic import interaction_grid, plant
+from recause.config.causal import CausalParams, CausalQuestion, RefuteParams, SemiSyntheticParams
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.data.pseudonym import pseudonymise_ids
 from recause.data.schemas import Tables

@@ -17,9 +17,9 @@ import math
 import numpy as np
 import pytest
 
-from recause.causal.params import SemiSyntheticParams, UpliftParams
 from recause.causal.semi_synthetic import PlantedWorld, plant
 from recause.causal.uplift import fit_accuracy, fit_uplift, ips_effect_labels
+from recause.config.causal import SemiSyntheticParams, UpliftParams
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.data.schemas import Tables
 from recause.evaluation import causal_metrics

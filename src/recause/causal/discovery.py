@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from recause.causal.params import DiscoveryMethod, DiscoveryParams
+from recause.config.causal import DiscoveryMethod, DiscoveryParams
 
 if TYPE_CHECKING:
     from causallearn.utils.PCUtils.BackgroundKnowledge import BackgroundKnowledge

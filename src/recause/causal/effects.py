@@ -29,7 +29,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from recause.causal.params import CausalParams, CausalQuestion, EstimatorName, RefuteParams, RefuterName
+from recause.config.causal import CausalParams, CausalQuestion, EstimatorName, RefuteParams, RefuterName
 
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 DOWHY_REFUTERS: dict[str, str] = {

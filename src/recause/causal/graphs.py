@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from recause.causal.discovery import adjacencies, undirected_edges
-from recause.causal.params import DiscoveryParams
+from recause.config.causal import DiscoveryParams
 
 
 def compare_graphs(learned: nx.DiGraph, truth: nx.DiGraph, draws: int = 100, seed: int = 0) -> dict:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recause.causal.params import SemiSyntheticParams
+from recause.config.causal import SemiSyntheticParams
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recause.causal.params import UpliftParams
+from recause.config.causal import UpliftParams
 
 Loss = Literal["squared", "logistic"]
 

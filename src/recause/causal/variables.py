@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from recause.causal.params import VariablesParams
+from recause.config.causal import VariablesParams
 
 GENDER_CODES = {"M": 0, "F": 1}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recause.config import IntervenedParams, SplitParams
+from recause.config.split import IntervenedParams, SplitParams
 
 Ratios = tuple[float, float, float]
 

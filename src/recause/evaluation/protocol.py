@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recause.config import EvaluateParams
+from recause.config.evaluate import EvaluateParams
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.evaluation.exposure import inverse_propensity_weights
 from recause.evaluation.ranking import evaluate_ranking, tie_priority

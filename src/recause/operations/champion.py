@@ -14,8 +14,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, Field
 
+from recause.config.retrain import GateParams
 from recause.errors import RecauseError
-from recause.operations.params import GateParams
 
 
 class Champion(BaseModel):

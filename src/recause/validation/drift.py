@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recause.config import DriftParams
+from recause.config.validate import DriftParams
 
 _EPSILON = 1e-6
 _MAX_CATEGORIES = 20

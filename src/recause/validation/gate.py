@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from recause.config import ValidateParams
+from recause.config.validate import ValidateParams
 from recause.data.schemas import coerce, finalise
 from recause.validation.drift import DriftReport
 from recause.validation.rules import schema_of, type_rules, value_rules

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from recause.config import ValidateParams
+from recause.config.validate import ValidateParams
 from recause.data.schemas import SCHEMAS, TableSchema
 
 NUMBER = r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$"

@@ -11,7 +11,7 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from recause.config import EASEParams
+from recause.config.models import EASEParams
 from recause.models.base import Recommender, require_fitted
 
 

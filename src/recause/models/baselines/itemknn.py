@@ -12,7 +12,7 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from recause.config import ItemKNNParams
+from recause.config.models import ItemKNNParams
 from recause.models.base import Recommender, require_fitted
 
 # Columns of the item-item similarity computed at once: bounds memory at n_items * block floats.

@@ -5,9 +5,9 @@ Pure functions and typed objects only (no file I/O): a DVC stage prepares a run 
 handling) and saves ``JointModel.arrays()`` / ``config()``; ``train_joint`` does the same in memory.
 """
 
+from recause.config.joint import JointParams
 from recause.models.joint.debias import ips_weights, propensities
 from recause.models.joint.model import JointModel, TrainStats
-from recause.models.joint.params import JointParams
 from recause.models.joint.train import JointTraining, joint_training, planned_steps, train_joint
 
 __all__ = [

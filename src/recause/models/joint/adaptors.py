@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recause.models.joint.params import AdaptorName
+from recause.config.joint import AdaptorName
 
 
 def whitening(embeddings: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:

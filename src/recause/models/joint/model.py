@@ -23,9 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recause.config.joint import JointParams
 from recause.models.base import Recommender, require_fitted
 from recause.models.joint.debias import pda_inference_scores, popularity_shares
-from recause.models.joint.params import JointParams
 
 
 @dataclass

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recause.config.joint import JointParams
 from recause.models.joint.adaptors import build_adaptor
-from recause.models.joint.params import JointParams
 
 EXPORT_CHUNK = 65_536  # rows per forward pass when exporting every vector
 

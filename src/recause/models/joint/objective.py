@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recause.config.joint import JointParams
 from recause.models.joint.debias import pda_train_scores, popularity_shares
 from recause.models.joint.network import JointNet
-from recause.models.joint.params import JointParams
 
 
 class PositiveStream:

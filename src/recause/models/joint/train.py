@@ -28,12 +28,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recause.config.joint import JointParams
 from recause.evaluation.metrics import ndcg
 from recause.models.joint.debias import bias_prior, imputation_factors
 from recause.models.joint.model import JointModel, TrainStats, canonical
 from recause.models.joint.network import JointNet
 from recause.models.joint.objective import JointObjective
-from recause.models.joint.params import JointParams
 from recause.models.joint.propensity import positive_propensities
 from recause.training import loop
 from recause.training.device import resolve_device, set_threads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from recause.params_base import StrictModel
+from recause.config.base import StrictModel
 
 
 class GateParams(StrictModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from recause.params_base import StrictModel
+from recause.config.base import StrictModel
 
 VariableName = Literal[
     "age_bucket", "gender", "occupation", "item_year", "popularity_bucket", "genre_overlap", "rating"

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from recause.params_base import StrictModel
+from recause.config.base import StrictModel
 
 LossName = Literal["bpr", "softmax"]
 NegativeSampling = Literal["uniform", "in_batch"]
