@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from recause.layout import LAYOUT  # noqa: E402
 from recause.models.language.encoder import (  # noqa: E402
     Corpus,
     TextEncoder,
@@ -46,7 +47,8 @@ from recause.models.language.encoder import (  # noqa: E402
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ITEMS = ROOT / "data" / "validated" / "items.parquet"
+WORKSPACE = LAYOUT.under(ROOT)
+ITEMS = WORKSPACE.items
 MAX_LENGTH = 48
 GOAL_COSINE = 0.99
 ONNX_ROWS = {

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from recause.layout import LAYOUT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+WORKSPACE = LAYOUT.under(ROOT)
 
 from recause.config import WheelSource  # noqa: E402
 from recause.data.wheels import locate_wheel  # noqa: E402
@@ -85,7 +87,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
 
-    wheel = locate_wheel(WheelSource(package="obp", version="0.4.1", cache_dir=str(ROOT / "data/external/wheels")))
+    wheel = locate_wheel(WheelSource(package="obp", version="0.4.1", cache_dir=str(WORKSPACE.wheels)))
     with zipfile.ZipFile(wheel) as archive:
         base = f"obp/dataset/obd/%s/{args.campaign}/"
         logs = {p: obd_log(archive.read(base % p + f"{args.campaign}.csv"), p) for p in ("random", "bts")}

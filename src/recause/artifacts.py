@@ -13,13 +13,15 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from recause.errors import InputDataError
-from recause.models.base import Recommender
+
+if TYPE_CHECKING:  # types only: artifact I/O sits below the models in the layers
+    from recause.models.base import Recommender
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -21,6 +21,7 @@ from recause.data.matrix import IdIndex, interaction_matrix
 from recause.data.pseudonym import pseudonym
 from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
+from recause.layout import LAYOUT
 from recause.models.base import Recommender
 from recause.models.baselines import BASELINES
 from recause.models.joint import JointModel
@@ -55,18 +56,19 @@ def load_served(root: Path, model: str) -> Served:
 
     if model not in SERVABLE:
         raise RecauseError(f"unknown model '{model}': choose one of {', '.join(sorted(SERVABLE))}")
+    layout = LAYOUT.under(root)
     folder, stage = (
-        ("models/joint/main", "train_joint") if model in JOINT_MODELS else ("models/baselines", "train_baselines")
+        (layout.joint / "main", "train_joint") if model in JOINT_MODELS else (layout.baselines, "train_baselines")
     )
-    meta = json.loads(_need(root / f"{folder}/{model}.json", "model", stage).read_text())
-    arrays = load_file(str(_need(root / f"{folder}/{model}.safetensors", "model", stage)))
+    meta = json.loads(_need(folder / f"{model}.json", "model", stage).read_text())
+    arrays = load_file(str(_need(folder / f"{model}.safetensors", "model", stage)))
     items = IdIndex(np.asarray(meta["item_ids"], dtype=str))
-    parts = [pd.read_parquet(_need(root / f"data/processed/{p}.parquet", "split", "split")) for p in SPLIT_PARTS]
+    parts = [pd.read_parquet(_need(layout.processed / f"{p}.parquet", "split", "split")) for p in SPLIT_PARTS]
     events = pd.concat(parts, ignore_index=True)
     users = IdIndex.from_values(events["user_id"])
     if "user_ids" in meta and meta["user_ids"] != users.ids.tolist():
-        raise RecauseError(f"{folder}/{model} was fit on another split's users: run `recause run --stage {stage}`")
-    catalogue = pd.read_parquet(_need(root / "data/validated/items.parquet", "items", "validate"))
+        raise RecauseError(f"{folder / model} was fit on another split's users: run `recause run --stage {stage}`")
+    catalogue = pd.read_parquet(_need(layout.items, "items", "validate"))
     catalogue["item_id"] = catalogue["item_id"].astype(str)
     names = catalogue["title"] if "title" in catalogue else catalogue["item_id"]
     titles = pd.Series(names.astype(str).to_numpy(), index=catalogue["item_id"]).reindex(items.ids)

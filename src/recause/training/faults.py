@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from recause.errors import ParamsError
+from recause.layout import LAYOUT
 
 KINDS = ("oom", "kill", "connection")
 
@@ -50,7 +51,7 @@ class FaultInjector:
     def __init__(self, stage: str, spec: str | None = None, state_dir: Path | None = None):
         spec = os.environ.get("RECAUSE_FAULTS", "") if spec is None else spec
         self.faults = [f for f in parse_faults(spec) if f.stage == stage]
-        self.state_dir = state_dir or Path(os.environ.get("RECAUSE_FAULTS_STATE", ".recause/faults"))
+        self.state_dir = state_dir or Path(os.environ.get("RECAUSE_FAULTS_STATE", str(LAYOUT.state / "faults")))
 
     def _fired(self, fault: Fault) -> Path:
         return self.state_dir / f"{fault.stage}-{fault.kind}-{fault.step}.count"
