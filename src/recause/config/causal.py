@@ -1,4 +1,7 @@
-"""Typed parameters of the causal stages (the `causal` section of params.yaml)."""
+"""Params of the causal stages (variables, discovery, estimation, refutation, uplift, explanations).
+
+What each field means is in ``recause.config.descriptions`` (so rewording one re-runs no stage).
+"""
 
 from __future__ import annotations
 
@@ -31,13 +34,13 @@ class VariablesParams(StrictModel):
         "age_bucket", "gender", "occupation", "item_year", "popularity_bucket", "genre_overlap", "rating"
     )  # fmt: skip
     age_bucket_edges: tuple[int, ...] = (18, 25, 35, 45, 56)
-    popularity_buckets: int = Field(default=5, ge=2, description="Quantile buckets of the item's event count.")
-    sample_rows: int = Field(default=5000, ge=100, description="Rows drawn (seeded) for discovery.")
+    popularity_buckets: int = Field(default=5, ge=2)
+    sample_rows: int = Field(default=5000, ge=100)
 
 
 class DiscoveryParams(StrictModel):
     methods: tuple[DiscoveryMethod, ...] = ("pc", "ges")
-    alpha: float = Field(default=0.01, gt=0, lt=1, description="Significance level of the CI tests (PC, FCI).")
+    alpha: float = Field(default=0.01, gt=0, lt=1)
     ci_test: Literal["auto", "fisherz", "chisq", "gsq"] = "auto"  # auto: fisherz if all numeric, else gsq
     # Background knowledge: a variable may only cause variables in its own or a later tier.
     tiers: tuple[tuple[str, ...], ...] = (
@@ -56,7 +59,7 @@ class DiscoveryParams(StrictModel):
     # (linear-Gaussian, consistent with the tiers): its size and edge density.
     truth_rows: int = Field(default=5000, ge=100)
     truth_edge_probability: float = Field(default=0.3, gt=0, le=1)
-    random_baseline_draws: int = Field(default=100, ge=1, description="Random graphs averaged for the baseline.")
+    random_baseline_draws: int = Field(default=100, ge=1)
 
 
 class CausalQuestion(StrictModel):
@@ -74,14 +77,14 @@ class RefuteParams(StrictModel):
         "unobserved_common_cause",
     )  # fmt: skip
     num_simulations: int = Field(default=20, ge=2)
-    p_value_threshold: float = Field(default=0.05, gt=0, lt=1, description="A refuter fails below this p-value.")
+    p_value_threshold: float = Field(default=0.05, gt=0, lt=1)
     subset_fraction: float = Field(default=0.8, gt=0, lt=1)
 
 
 class SemiSyntheticParams(StrictModel):
     """Planted truth on the real MovieLens-100K users x items (after Sato et al., RecSys 2020)."""
 
-    rank: int = Field(default=16, ge=1, description="Rank of the preference model fitted to the interactions.")
+    rank: int = Field(default=16, ge=1)
     base_logit: float = -2.0  # natural (unrecommended) consumption: sigmoid(base + preference_weight * z)
     preference_weight: float = 1.0
     effect_logit: float = 1.5  # lift of a recommendation on the logit scale at its strongest
@@ -98,7 +101,7 @@ class SemiSyntheticParams(StrictModel):
     confounder_on_outcome: float = 0.0
     hide_confounder: bool = True  # when planted, the estimator does not see it
     zero_effect: bool = False
-    sample_rows: int = Field(default=50_000, ge=1000, description="(user, item) rows given to DoWhy.")
+    sample_rows: int = Field(default=50_000, ge=1000)
 
 
 class UpliftParams(StrictModel):
@@ -108,16 +111,12 @@ class UpliftParams(StrictModel):
     epochs: int = Field(default=20, ge=1)
     learning_rate: float = Field(default=0.01, gt=0)
     regularisation: float = Field(default=3e-3, ge=0)
-    propensity_cap: float = Field(default=0.05, gt=0, le=0.5, description="Propensities clipped to [cap, 1-cap].")
+    propensity_cap: float = Field(default=0.05, gt=0, le=0.5)
     ks: tuple[int, ...] = (10, 100)
-    batch_users: int = Field(default=128, ge=1, description="User rows (all their items) per optimiser step.")
-    init_scale: float = Field(default=0.01, gt=0, description="Std of the Gaussian initial factors.")
-    transfer_item_factors: bool = Field(
-        default=True, description="Uplift keeps the outcome model's item factors fixed and fits only user effects."
-    )
-    effect_regularisation: float = Field(
-        default=0.3, ge=0, description="L2 penalty on the user effect factors when item factors are transferred."
-    )
+    batch_users: int = Field(default=128, ge=1)
+    init_scale: float = Field(default=0.01, gt=0)
+    transfer_item_factors: bool = True
+    effect_regularisation: float = Field(default=0.3, ge=0)
 
 
 class ExplainParams(StrictModel):
@@ -143,7 +142,7 @@ class CausalParams(StrictModel):
     )  # fmt: skip
     # The one refuted and reported as the answer. Not doubly_robust: DoWhy 0.14 refits it on placebo
     # treatments with the original propensity model, so its placebo refutation is meaningless.
-    estimate_rows: int = Field(default=20_000, ge=100, description="Rows of the variables table (seeded) for DoWhy.")
+    estimate_rows: int = Field(default=20_000, ge=100)
     primary_estimator: EstimatorName = "propensity_score_weighting"
     refute: RefuteParams = RefuteParams()
     semi_synthetic: SemiSyntheticParams = SemiSyntheticParams()

@@ -1,4 +1,7 @@
-"""Params of the `data` area."""
+"""Params of `ingest`: where interactions, items and users come from, and their pseudonyms.
+
+What each field means is in ``recause.config.descriptions`` (so rewording one re-runs no stage).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ class TableFile(StrictModel):
     """A user-supplied CSV/Parquet table and how its columns map onto recause's names."""
 
     path: str
-    sep: str | None = Field(default=None, description="CSV delimiter; None sniffs it.")
-    columns: dict[str, str] = Field(default_factory=dict, description="recause column name -> column name in the file.")
+    sep: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
 
 
 class UserFiles(StrictModel):
@@ -35,13 +38,13 @@ class UserFiles(StrictModel):
 class SyntheticParams(StrictModel):
     """MovieLens-like logs of any size (``recause.data.synthetic``): scale tests without real data."""
 
-    interactions: int = Field(default=100_000, ge=1_000, description="Distinct (user, item) events generated.")
+    interactions: int = Field(default=100_000, ge=1_000)
     seed: int = 0
-    n_topics: int = Field(default=20, ge=1, description="Latent tastes; item text and user choices share them.")
-    taste: float = Field(default=0.6, ge=0.0, le=1.0, description="Share of choices made by taste, not popularity.")
-    popularity_exponent: float = Field(default=0.9, gt=0.0, description="Zipf exponent of item popularity.")
-    min_user_events: int = Field(default=20, ge=1, description="Fewest events per user (ML-100K's rule).")
-    vocabulary_size: int = Field(default=5_000, ge=100, description="Distinct words the item titles are built from.")
+    n_topics: int = Field(default=20, ge=1)
+    taste: float = Field(default=0.6, ge=0.0, le=1.0)
+    popularity_exponent: float = Field(default=0.9, gt=0.0)
+    min_user_events: int = Field(default=20, ge=1)
+    vocabulary_size: int = Field(default=5_000, ge=100)
 
 
 class DataParams(StrictModel):
@@ -49,9 +52,7 @@ class DataParams(StrictModel):
     movielens100k: WheelSource = WheelSource()
     files: UserFiles | None = None
     synthetic: SyntheticParams = SyntheticParams()
-    sample_users: int | None = Field(
-        default=None, ge=1, description="Keep a seeded random subset of users (small profiles)."
-    )
+    sample_users: int | None = Field(default=None, ge=1)
     pseudonymise: bool = True
     pseudonym_key_env: str = "RECAUSE_PSEUDONYM_KEY"
     pseudonym_key_file: str = ".recause/pseudonym.key"

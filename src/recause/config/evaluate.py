@@ -1,4 +1,7 @@
-"""Params of the `evaluate` area."""
+"""Params of `evaluate`: the full-ranking protocol and its unbiased estimates.
+
+What each field means is in ``recause.config.descriptions`` (so rewording one re-runs no stage).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +18,9 @@ class EvaluateParams(StrictModel):
     ks: tuple[int, ...] = (10, 20)
     metrics: tuple[MetricName, ...] = ("recall", "ndcg", "mrr", "hit", "precision")
     batch_users: int = Field(default=2048, ge=1)
-    tie_seed: int = Field(default=0, description="Seed of the fixed random order that breaks score ties.")
-    propensity_eta: float = Field(
-        default=0.5, ge=0.0, description="Unbiased (SNIPS) metrics: exposure propensity ~ train popularity^eta."
-    )
-    propensity_clip: float = Field(default=0.01, gt=0.0, le=1.0, description="Smallest propensity of those metrics.")
+    tie_seed: int = 0
+    propensity_eta: float = Field(default=0.5, ge=0.0)
+    propensity_clip: float = Field(default=0.01, gt=0.0, le=1.0)
 
     @field_validator("ks")
     @classmethod

@@ -1,4 +1,7 @@
-"""Params of the `ope` area."""
+"""Params of `ingest_bandit` and `ope`: the bandit logs and the off-policy estimators.
+
+What each field means is in ``recause.config.descriptions`` (so rewording one re-runs no stage).
+"""
 
 from __future__ import annotations
 
@@ -24,11 +27,7 @@ class OBDSource(StrictModel):
 class BanditParams(StrictModel):
     source: Literal["obd", "directory"] = "obd"
     obd: OBDSource = OBDSource()
-    directory: str | None = Field(
-        default=None,
-        description="Your own logs laid out like OBD: <policy>/<campaign>/<campaign>.csv and item_context.csv, "
-        "plus prior_bts.yaml at the top for the BTS evaluation policy.",
-    )
+    directory: str | None = None
     policies: tuple[Literal["random", "bts"], ...] = ("random", "bts")
     campaigns: tuple[str, ...] = ("all", "men", "women")
 
@@ -41,11 +40,11 @@ class BanditParams(StrictModel):
 
 class OPEParams(StrictModel):
     estimators: tuple[EstimatorName, ...] = ("replay", "ipw", "snipw", "dm", "dr", "sndr", "switch_dr", "dr_os")
-    n_runs: int = Field(default=30, ge=1, description="Bootstrap runs of the relative-error protocol.")
-    n_folds: int = Field(default=3, ge=1, description="Cross-fitting folds of the reward model.")
+    n_runs: int = Field(default=30, ge=1)
+    n_folds: int = Field(default=3, ge=1)
     seed: int = 12345
     bts_simulations: int = Field(default=100_000, ge=100)
-    clip: float | None = Field(default=None, gt=0, description="Upper bound on importance weights (None: none).")
-    switch_tau: float = Field(default=100.0, gt=0, description="Switch-DR: DR correction only where w <= tau.")
-    dr_os_lambda: float = Field(default=100.0, ge=0, description="DR-os shrinkage: w' = lambda w / (w^2 + lambda).")
-    n_bootstrap: int = Field(default=200, ge=0, description="Bootstrap samples of each estimate's interval.")
+    clip: float | None = Field(default=None, gt=0)
+    switch_tau: float = Field(default=100.0, gt=0)
+    dr_os_lambda: float = Field(default=100.0, ge=0)
+    n_bootstrap: int = Field(default=200, ge=0)

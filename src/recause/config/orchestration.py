@@ -1,4 +1,7 @@
-"""Params of the `orchestration` area."""
+"""Params of where work runs and how failed stages are retried (never a result).
+
+What each field means is in ``recause.config.descriptions`` (so rewording one re-runs no stage).
+"""
 
 from __future__ import annotations
 
@@ -17,26 +20,20 @@ class RetryPolicy(StrictModel):
 class DaskParams(StrictModel):
     """Where `runner: dask` sends work: an existing scheduler, else a LocalCluster started for the stage."""
 
-    address: str | None = Field(
-        default=None, description="Scheduler address, e.g. tcp://10.0.0.5:8786 (None: start a LocalCluster)."
-    )
-    n_workers: int = Field(default=2, ge=1, description="LocalCluster workers (processes).")
+    address: str | None = None
+    n_workers: int = Field(default=2, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
-    memory_limit: str = Field(default="auto", description="Per LocalCluster worker, e.g. '4GiB' or 'auto'.")
+    memory_limit: str = "auto"
 
 
 class OrchestrationParams(StrictModel):
-    runner: Literal["local", "dask"] = Field(
-        default="local",
-        description="Where the naturally parallel work inside stages runs; results are the same either way.",
-    )
+    runner: Literal["local", "dask"] = "local"
     dask: DaskParams = DaskParams()
     retries: dict[str, RetryPolicy] = Field(
         default_factory=lambda: {
             "default": RetryPolicy(retries=0, retry_delay_s=5.0),
             "gpu": RetryPolicy(retries=2, retry_delay_s=30.0),
-        },
-        description="Retry policy per dvc.yaml stage tag; 'default' applies to untagged stages.",
+        }
     )
 
     @field_validator("retries")

@@ -1,4 +1,7 @@
-"""Params of scheduled retraining (section `retrain` of params.yaml)."""
+"""Params of scheduled retraining and its champion/challenger gate.
+
+What each field means is in ``recause.config.descriptions`` (so rewording one re-runs no stage).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,10 @@ from recause.config.base import StrictModel
 
 
 class GateParams(StrictModel):
-    model: str = Field(default="ease", description="Model (models/baselines/<model>) the gate compares.")
-    metric: str = Field(default="ndcg@10", description="Ranking metric compared on the frozen holdout.")
-    min_improvement: float = Field(
-        default=0.0, description="Challenger must reach champion + this (absolute) to be promoted."
-    )
-    min_holdout_users: int = Field(default=1, ge=1, description="Fewer users in the holdout than this: reject.")
+    model: str = "ease"
+    metric: str = "ndcg@10"
+    min_improvement: float = 0.0
+    min_holdout_users: int = Field(default=1, ge=1)
 
     @field_validator("metric")
     @classmethod
@@ -25,12 +26,10 @@ class GateParams(StrictModel):
 
 
 class RetrainParams(StrictModel):
-    schedule_cron: str = Field(default="0 3 * * 1", description="Cron of the `retrain` deployment (weekly).")
-    timezone: str = Field(default="UTC", description="Time zone of the cron schedule.")
-    stages: list[str] | None = Field(
-        default=None, description="Stages the challenger re-runs (and what they need); null: the whole DAG."
-    )
+    schedule_cron: str = "0 3 * * 1"
+    timezone: str = "UTC"
+    stages: list[str] | None = None
     gate: GateParams = GateParams()
-    remote: str = Field(default=".recause/dvc-remote", description="DVC remote (directory or URL) champions go to.")
-    remote_name: str = Field(default="recause-champion", description="Name of that remote in .dvc/config.local.")
-    commit: bool = Field(default=True, description="Commit dvc.lock, params.yaml and the pointer on promotion.")
+    remote: str = ".recause/dvc-remote"
+    remote_name: str = "recause-champion"
+    commit: bool = True

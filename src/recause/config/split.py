@@ -1,4 +1,7 @@
-"""Params of the `split` area."""
+"""Params of `split`: the train/valid/test protocol and its cold-item and intervened variants.
+
+What each field means is in ``recause.config.descriptions`` (so rewording one re-runs no stage).
+"""
 
 from __future__ import annotations
 
@@ -19,12 +22,8 @@ def check_shares(ratios: tuple[float, float, float], needed: int, what: str) -> 
 class IntervenedParams(StrictModel):
     """The `intervened` variant (``recause.data.split.intervened_parts``): a test set with near-uniform exposure."""
 
-    sample_fraction: float = Field(
-        default=0.5, gt=0.0, lt=1.0, description="Share of interactions drawn as candidates for the intervened set."
-    )
-    ratios: tuple[float, float, float] = Field(
-        default=(0.25, 0.25, 0.5), description="Of the resampled set: shares that join train, form valid, form test."
-    )
+    sample_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    ratios: tuple[float, float, float] = (0.25, 0.25, 0.5)
 
     @field_validator("ratios")
     @classmethod
@@ -39,9 +38,7 @@ class SplitParams(StrictModel):
     protocol: SplitProtocol = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 2020
-    cold_item_fraction: float = Field(
-        default=0.2, gt=0.0, lt=1.0, description="Share of items held out entirely in the cold-item variant."
-    )
+    cold_item_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     recbole_dataset_name: str = "recause"
     intervened: IntervenedParams = IntervenedParams()
 
