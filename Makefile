@@ -8,12 +8,9 @@ BIN := $(VENV)/bin
 # torch first: a CPU wheel of exactly this version is on disk; any other spec pulls GBs of CUDA.
 TORCH := torch==2.13.0
 
-export DVC_NO_ANALYTICS := 1
-export GX_ANALYTICS_ENABLED := False
-export HF_HUB_OFFLINE := 1
-export HF_HUB_DISABLE_TELEMETRY := 1
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
+# The quiet, offline environment (telemetry off, no model hub) from its one list, recause.environment, for the
+# tools make starts itself; `recause` commands and the tests set it on their own. Expanded when a recipe runs.
+QUIET = $(shell $(BIN)/python -c 'from recause.environment import QUIET_ENVIRONMENT as q; print(" ".join(f"{k}={v}" for k, v in q.items()))')
 
 .PHONY: run test repro params server serve clean-venv help
 
@@ -36,10 +33,10 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
 repro: $(VENV)/.installed
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	env $(QUIET) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 server: $(VENV)/.installed
-	PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+	env $(QUIET) PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
 		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 serve: $(VENV)/.installed

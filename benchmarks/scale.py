@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from recause.environment import quiet_environment  # noqa: E402
 from recause.layout import LAYOUT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ STAGES = ("generate", "ingest", "validate", "split", "train_baselines", "joint",
 SUPER_LINEAR = {
     "generate": "draws are de-duplicated by sorting pair keys: n log n (about 1.2x linear per 10x)",
     "train_baselines": "ItemKNN's co-counts grow with sum(events per user ^ 2); EASE is cubic in items "
-    "and skipped above models.ease.max_items",
+    "and skipped above models.baselines.ease.max_items",
 }
 MEMORY_BUDGET_MB = 8 * 1024
 EVALUATED_USERS = 2_000
@@ -65,7 +66,7 @@ def run_stage(stage: str, workspace: Path) -> tuple[float, float]:
         command = [sys.executable, str(Path(__file__).resolve()), "--stage", stage]
     else:
         command = [sys.executable, "-m", f"tasks.{stage}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GX_ANALYTICS_ENABLED": "False"}
+    env = {**quiet_environment(dict(os.environ)), "PYTHONPATH": str(ROOT)}  # stages run as `python -m tasks.X`
     log = workspace / "logs" / f"{stage}.log"
     log.parent.mkdir(exist_ok=True)
     started = time.perf_counter()
@@ -147,12 +148,11 @@ def evaluate_stage() -> None:
     import pandas as pd
     from safetensors.numpy import load_file
 
-    from recause.artifacts import load_model
     from recause.config import EvaluateParams
     from recause.data.matrix import IdIndex, interaction_matrix
     from recause.evaluation.ranking import evaluate_ranking, tie_priority
-    from recause.models.baselines import BASELINES
     from recause.models.joint import JointModel
+    from recause.models.registry import load_fitted_baselines
 
     meta = json.loads((LAYOUT.joint / "joint.json").read_text(encoding="utf-8"))
     joint = JointModel.from_state(meta["config"], load_file(str(LAYOUT.joint / "joint.safetensors")))
@@ -171,10 +171,8 @@ def evaluate_stage() -> None:
         "priority": tie_priority(len(items), params.tie_seed),
         "batch_users": 512,
     }
-    fitted = [name for name in BASELINES if (LAYOUT.baselines / f"{name}.json").exists()]
     ndcg = {}
-    for name in fitted:
-        model, _ = load_model(LAYOUT.baselines, name, BASELINES)
+    for name, (model, _) in load_fitted_baselines(LAYOUT.baselines).items():
         ndcg[name] = evaluate_ranking(model.score, **shared)["ndcg@10"]
     found = evaluate_ranking(lambda rows, _history: joint.score_users(rows), by_user_rows=True, **shared)
     ndcg["joint"] = found["ndcg@10"]

@@ -25,9 +25,10 @@ from recause.evaluation.protocol import evaluate_all
 from recause.evaluation.report import popularity_figure, ranking_figure
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
-from recause.models.baselines import BASELINES, Pop
+from recause.models.baselines.pop import Pop
 from recause.models.joint import JointModel
 from recause.models.language.retrieval import TfidfKNN, lm_retrieval_from_heads
+from recause.models.registry import JOINT_VARIANTS, load_fitted_baselines
 from recause.parallel import open_runner
 from tasks._stage import run_stage
 from tasks._training import item_embeddings, item_texts
@@ -36,7 +37,6 @@ PROCESSED_DIR = LAYOUT.processed
 COLD_DIR = PROCESSED_DIR / "cold_item"
 INTERVENED_DIR = PROCESSED_DIR / "intervened"
 JOINT_DIR = LAYOUT.joint
-JOINT_MODELS = ("joint", "joint_debiased")
 MODELS_DIR = LAYOUT.baselines
 TWO_TOWER = LAYOUT.finetuned
 METRICS = LAYOUT.metrics_file("ranking")
@@ -59,7 +59,7 @@ def lm_retrieval(items: IdIndex) -> Recommender:
 def load_joint(split: str, parts: dict[str, pd.DataFrame], items: IdIndex) -> dict[str, Recommender]:
     """`joint` and `joint_debiased` fit on ``split``'s train, checked to share evaluate's user and item axes."""
     models = {}
-    for name in JOINT_MODELS:
+    for name in JOINT_VARIANTS:
         model, meta = load_model(JOINT_DIR / split, name, {name: JointModel})
         users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
         if meta["user_ids"] != users.ids.tolist() or meta["item_ids"] != items.ids.tolist():
@@ -74,9 +74,7 @@ def main() -> None:
     parts = read_parts(PROCESSED_DIR, ("train", "valid", "test"))
     cold_parts = read_parts(COLD_DIR, ("train", "valid", "test", "cold"))
     intervened_parts = read_parts(INTERVENED_DIR, ("train", "valid", "test"))
-    # a baseline may be absent by design (EASE above models.ease.max_items items)
-    fitted = [name for name in BASELINES if (MODELS_DIR / f"{name}.json").exists()]
-    loaded = {name: load_model(MODELS_DIR, name, BASELINES) for name in fitted}
+    loaded = load_fitted_baselines(MODELS_DIR)  # every registered baseline train_baselines did not skip
     item_ids = {tuple(meta["item_ids"]) for _, meta in loaded.values()}
     if len(item_ids) != 1:
         raise RuntimeError("baseline models were trained on different item vocabularies")

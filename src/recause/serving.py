@@ -23,14 +23,13 @@ from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
-from recause.models.baselines import BASELINES
 from recause.models.joint import JointModel
+from recause.models.registry import JOINT_VARIANTS, baseline_types
 
 PSEUDONYM = re.compile(r"^u[0-9a-f]{16}$")
 SPLIT_PARTS = ("train", "valid", "test")
 TOP_K_COLUMNS = ["user_id", "rank", "item_id", "score", "warm"]
-JOINT_MODELS = ("joint", "joint_debiased")
-SERVABLE = {**BASELINES, **dict.fromkeys(JOINT_MODELS, JointModel)}
+SERVABLE = {**baseline_types(), **dict.fromkeys(JOINT_VARIANTS, JointModel)}
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def load_served(root: Path, model: str) -> Served:
         raise RecauseError(f"unknown model '{model}': choose one of {', '.join(sorted(SERVABLE))}")
     layout = LAYOUT.under(root)
     folder, stage = (
-        (layout.joint / "main", "train_joint") if model in JOINT_MODELS else (layout.baselines, "train_baselines")
+        (layout.joint / "main", "train_joint") if model in JOINT_VARIANTS else (layout.baselines, "train_baselines")
     )
     meta = json.loads(_need(folder / f"{model}.json", "model", stage).read_text())
     arrays = load_file(str(_need(folder / f"{model}.safetensors", "model", stage)))

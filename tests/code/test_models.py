@@ -1,14 +1,39 @@
-"""Baselines against independent references on tiny matrices, and the no-pickle round trip."""
+"""Baselines against independent references on tiny matrices; every registered model fits, scores and round-trips;
+the registry is what `train_baselines` and `evaluate` read, so a baseline registered anywhere is fit and ranked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Self
+
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
+import yaml
+from pydantic import Field
 
+import recause.models.registry as registry
 from recause.artifacts import load_model, save_model
-from recause.config import EASEParams, ItemKNNParams
-from recause.models.baselines import BASELINES, EASE, ItemKNN, Pop
+from recause.config import parse_params
+from recause.config.base import StrictModel
+from recause.errors import ParamsError
+from recause.layout import LAYOUT
+from recause.models.base import Recommender, require_fitted
+from recause.models.baselines.ease import EASE, EASEParams
+from recause.models.baselines.itemknn import ItemKNN, ItemKNNParams
+from recause.models.baselines.pop import Pop
+from recause.models.registry import (
+    Capabilities,
+    baseline_types,
+    baselines,
+    baselines_params,
+    build_baselines,
+    load_fitted_baselines,
+    register_baseline,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -30,6 +55,12 @@ def test_ease_equals_per_item_ridge_regression(binary_matrix: sp.csr_matrix) -> 
     model = EASE(EASEParams(reg_weight=reg)).fit(binary_matrix)
     np.testing.assert_allclose(model.weights, reference, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.score(binary_matrix[:3]), x[:3] @ reference, rtol=1e-4, atol=1e-5)
+
+
+def test_ease_skips_itself_above_max_items(binary_matrix: sp.csr_matrix) -> None:
+    assert EASE(EASEParams(max_items=12)).skip_reason(binary_matrix) is None
+    assert EASE(EASEParams(max_items=None)).skip_reason(binary_matrix) is None
+    assert EASE(EASEParams(max_items=11)).skip_reason(binary_matrix).startswith("12 items exceed max_items 11")
 
 
 def _dense_cosine(x: np.ndarray, shrink: float) -> np.ndarray:
@@ -70,11 +101,122 @@ def test_scoring_before_fit_is_an_error() -> None:
         EASE().score(sp.csr_matrix((1, 3)))
 
 
-@pytest.mark.parametrize("name", sorted(BASELINES))
-def test_models_round_trip_through_safetensors_and_json(name: str, binary_matrix: sp.csr_matrix, tmp_path) -> None:
-    model = BASELINES[name]().fit(binary_matrix)
+@pytest.mark.parametrize("name", list(baselines()))
+def test_every_registered_baseline_fits_scores_and_round_trips(
+    name: str, binary_matrix: sp.csr_matrix, tmp_path: Path
+) -> None:
+    """Built from the registry with its packaged defaults, as `train_baselines` builds it."""
+    model = baselines()[name].build()
+    assert model.name == name and model.skip_reason(binary_matrix) is None
+    scores = model.fit(binary_matrix).score(binary_matrix[:5])
+    assert scores.shape == (5, binary_matrix.shape[1]) and scores.dtype == np.float32 and np.isfinite(scores).all()
     save_model(tmp_path, model, {"item_ids": [str(i) for i in range(binary_matrix.shape[1])]})
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.json", f"{name}.safetensors"]
-    restored, meta = load_model(tmp_path, name, BASELINES)
+    restored, meta = load_model(tmp_path, name, baseline_types())
     assert meta["model"] == name and len(meta["item_ids"]) == binary_matrix.shape[1]
     np.testing.assert_array_equal(restored.score(binary_matrix), model.score(binary_matrix))
+
+
+def test_the_shipped_baselines_are_found_by_name_in_report_order() -> None:
+    assert list(baselines())[:3] == ["pop", "itemknn", "ease"]  # the key order of metrics/ranking.json
+    assert baseline_types()["ease"] is EASE and baselines()["itemknn"].params is ItemKNNParams
+    for name in ("pop", "itemknn", "ease"):
+        assert baselines()[name].capabilities == Capabilities(warm_items=True, cold_items=False, debiases=False)
+
+
+def test_params_yaml_holds_every_baselines_knobs_at_their_defaults() -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["models"]["baselines"]
+    for name, entry in baselines().items():
+        defaults = entry.params().model_dump(mode="json") if entry.params else {}
+        assert raw.get(name, {}) == defaults, f"params.yaml models.baselines.{name} should show {defaults}"
+    assert baselines_params(raw) == baselines_params({})
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"itemknn": {"kk": 5}}, "params.yaml: unknown key 'models.baselines.itemknn.kk'"),
+        ({"itemknn": {"k": 0}}, "params.yaml: models.baselines.itemknn.k: Input should be greater than or equal to 1"),
+        ({"eas": {"reg_weight": 1.0}}, "params.yaml: unknown key 'models.baselines.eas'"),
+        ({"pop": {"k": 1}}, "params.yaml: unknown key 'models.baselines.pop.k'"),
+    ],
+)
+def test_a_wrong_baseline_knob_is_a_one_line_error_naming_it(knobs: dict, message: str) -> None:
+    assert parse_params({"models": {"baselines": knobs}})  # the section is typed by the models, not by recause.config
+    with pytest.raises(ParamsError) as error:
+        build_baselines(knobs)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_knobs_reach_the_models_and_absent_ones_keep_their_defaults() -> None:
+    built = {model.name: model for model in build_baselines({"ease": {"reg_weight": 10.0}})}
+    assert built["ease"].params == EASEParams(reg_weight=10.0) and built["itemknn"].params == ItemKNNParams()
+
+
+class ShiftParams(StrictModel):
+    shift: float = Field(default=1.0, gt=0.0)
+
+
+class Shifted(Recommender):
+    """A throwaway baseline: popularity plus a constant, enough to tell that its knob reached it."""
+
+    name = "shifted"
+
+    def __init__(self, params: ShiftParams | None = None) -> None:
+        self.params = params or ShiftParams()
+        self.counts: np.ndarray | None = None
+
+    def fit(self, train: sp.csr_matrix) -> Self:
+        self.counts = np.asarray(train.sum(axis=0), dtype=np.float32).ravel() + self.params.shift
+        return self
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        require_fitted(self.counts, self.name)
+        return np.broadcast_to(self.counts, (history.shape[0], len(self.counts))).copy()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        require_fitted(self.counts, self.name)
+        return {"counts": self.counts}
+
+    def config(self) -> dict[str, Any]:
+        return self.params.model_dump()
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        model = cls(ShiftParams(**config))
+        model.counts = arrays["counts"]
+        return model
+
+
+@pytest.fixture
+def shifted_registered(monkeypatch: pytest.MonkeyPatch) -> type[Recommender]:
+    """``Shifted`` registered for this test only (the registry is restored afterwards)."""
+    baselines()  # the shipped ones are imported (and registered) before the registry is swapped
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    return register_baseline(params=ShiftParams, capabilities=Capabilities(True, False, False))(Shifted)
+
+
+def _tiny_workspace(root: Path, params: dict) -> None:
+    (root / LAYOUT.processed).mkdir(parents=True)
+    (root / LAYOUT.items).parent.mkdir(parents=True)
+    train = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3", "u3", "u3"], "item_id": ["a", "b", "b", "a", "b", "c"]})
+    train.to_parquet(root / LAYOUT.processed / "train.parquet")
+    pd.DataFrame({"item_id": ["a", "b", "c", "d"], "text": ["A", "B", "C", "D"]}).to_parquet(root / LAYOUT.items)
+    (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+
+
+def test_a_registered_baseline_is_fit_by_train_baselines_and_loaded_for_evaluate(
+    shifted_registered: type[Recommender], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from tasks import train_baselines
+
+    knobs = {"shifted": {"shift": 2.5}, "ease": {"max_items": 3}}  # 4 items: EASE skips itself
+    _tiny_workspace(tmp_path, {"models": {"baselines": knobs}})
+    monkeypatch.chdir(tmp_path)
+    train_baselines.main()
+    assert "ease skipped (models.baselines.ease): 4 items exceed max_items 3" in capsys.readouterr().out
+    fitted = load_fitted_baselines(LAYOUT.baselines)  # what `evaluate` ranks
+    assert list(fitted) == [name for name in baselines() if name != "ease"] and list(fitted)[-1] == "shifted"
+    model, meta = fitted["shifted"]
+    assert meta["config"] == {"shift": 2.5} and meta["item_ids"] == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(model.score(sp.csr_matrix((1, 4)))[0], [4.5, 5.5, 3.5, 2.5])

@@ -27,7 +27,7 @@ def test_synthetic_logs_flow_through_the_gate_split_and_baselines_with_ease_capp
     params = {
         "data": {"source": "synthetic", "synthetic": {"interactions": N_INTERACTIONS, "seed": 3}},
         "validate": {"drift": {"enabled": False}},
-        "models": {"ease": {"max_items": 100}},  # the catalogue here is ~640 items: EASE must be skipped
+        "models": {"baselines": {"ease": {"max_items": 100}}},  # the catalogue here is ~640 items: EASE must be skipped
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
 
@@ -48,6 +48,6 @@ def test_synthetic_logs_flow_through_the_gate_split_and_baselines_with_ease_capp
     assert sum(sizes) == N_INTERACTIONS and sizes[0] > 7 * sizes[2]
 
     fitted = run("train_baselines", tmp_path)
-    assert f"EASE skipped: {len(items):,} items exceed models.ease.max_items 100" in fitted
+    assert f"ease skipped (models.baselines.ease): {len(items):,} items exceed max_items 100" in fitted
     saved = {path.stem for path in (tmp_path / "models/baselines").glob("*.json")}
     assert saved == {"pop", "itemknn"}

@@ -14,10 +14,10 @@ import copy
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recause.config.base import StrictModel
 from recause.config.causal import CausalParams, CausalQuestion
@@ -31,7 +31,7 @@ from recause.config.language import (
     PretrainParams,
     TrainingParams,
 )
-from recause.config.models import EASEParams, ItemKNNParams, JointStageParams, ModelsParams
+from recause.config.models import JointStageParams, ModelsParams
 from recause.config.ope import BanditParams, EstimatorName, OBDSource, OPEParams
 from recause.config.orchestration import DaskParams, OrchestrationParams, RetryPolicy
 from recause.config.retrain import GateParams, RetrainParams
@@ -41,6 +41,7 @@ from recause.errors import ParamsError
 
 PARAMS_FILE = Path("params.yaml")
 SEEDED_SECTIONS = ("split", "ope", "pretrain", "finetune", "causal")  # what `--seed` sets
+Section = TypeVar("Section", bound=BaseModel)
 
 
 class Params(StrictModel):
@@ -61,8 +62,9 @@ class Params(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def _describe(error: dict[str, Any]) -> str:
-    location = ".".join(str(part) for part in error["loc"] if part != "validate_") or "<root>"
+def _describe(error: dict[str, Any], section: str = "") -> str:
+    parts = [*(section.split(".") if section else ()), *(str(part) for part in error["loc"] if part != "validate_")]
+    location = ".".join(parts) or "<root>"
     if error["type"] == "extra_forbidden":
         return f"unknown key '{location}'"
     message = error["msg"].removeprefix("Value error, ")
@@ -73,10 +75,18 @@ def parse_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Par
     """Validate a raw parameter mapping; raise ParamsError with one line naming every problem."""
     if raw is not None and not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    return parse_section(Params, raw, source=source)
+
+
+def parse_section(
+    model: type[Section], raw: Mapping[str, Any] | None, section: str = "", source: str = "params.yaml"
+) -> Section:
+    """Validate the raw mapping of one params ``section`` (dotted, e.g. ``models.baselines``) against ``model``;
+    raise ParamsError with one line naming every problem by its full key (what a model-owned section uses)."""
     try:
-        return Params.model_validate(raw or {})
+        return model.model_validate(raw or {})
     except ValidationError as error:
-        problems = "; ".join(_describe(e) for e in error.errors())
+        problems = "; ".join(_describe(e, section) for e in error.errors())
         raise ParamsError(f"{source}: {problems}") from None
 
 
@@ -170,11 +180,11 @@ def apply_params_updates(
 
 __all__ = [
     "ML100K_OCCUPATIONS", "PARAMS_FILE", "BanditParams", "CausalParams", "CausalQuestion", "CollaborativeHeadParams",
-    "DaskParams", "DataParams", "DriftParams", "EASEParams", "EncoderParams", "EstimatorName", "EvaluateParams",
-    "FinetuneParams", "GateParams", "IntervenedParams", "ItemKNNParams", "JointParams", "JointStageParams",
+    "DaskParams", "DataParams", "DriftParams", "EncoderParams", "EstimatorName", "EvaluateParams",
+    "FinetuneParams", "GateParams", "IntervenedParams", "JointParams", "JointStageParams",
     "MetricName", "ModelsParams", "OBDSource", "OPEParams", "OrchestrationParams", "Params", "PretrainParams",
     "RetrainParams", "RetryPolicy", "RowCountBounds", "SplitParams", "SplitProtocol", "StrictModel",
     "SyntheticParams", "TableFile", "TrainingParams", "UserFiles", "ValidateParams", "WheelSource",
     "apply_overrides", "apply_params_updates", "deep_merge", "default_params_mapping", "load_params",
-    "parse_params", "update_params_file",
+    "parse_params", "parse_section", "update_params_file",
 ]  # fmt: skip

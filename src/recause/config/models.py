@@ -1,27 +1,18 @@
-"""Params of the `models` area."""
+"""Params of the `models` area: every baseline's knobs (by model name) and the joint model's stage."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
 from recause.config.base import StrictModel
 from recause.config.joint import DebiasMode, JointParams, NegativeSampling
 
-
-class ItemKNNParams(StrictModel):
-    k: int = Field(default=100, ge=1)
-    shrink: float = Field(default=0.0, ge=0.0)
-
-
-class EASEParams(StrictModel):
-    reg_weight: float = Field(default=250.0, gt=0.0)
-    max_items: int | None = Field(
-        default=8_000,
-        ge=1,
-        description="Skip EASE (dense item x item solve, cubic in items) above this many items; None: never.",
-    )
+# The joint model is fit twice per split: plain and debiased. These names are the models' names everywhere
+# (recause.models.registry re-exports them for the stages and serving).
+JointVariant = Literal["joint", "joint_debiased"]
+JOINT_VARIANTS: tuple[JointVariant, ...] = get_args(JointVariant)
 
 
 class JointStageParams(JointParams):
@@ -29,23 +20,22 @@ class JointStageParams(JointParams):
     `joint_debiased` (``debias`` below); the JointParams knobs are shared by both."""
 
     # defaults tuned on ML-100K's validation part (README: the joint model); JointParams' own suit any data
-    epochs: float = Field(default=20.0, gt=0.0, description="At most; validation each epoch stops it earlier.")
-    batch_size: int = Field(default=2048, ge=2, description="Positives per optimizer step.")
-    weight_decay: float = Field(default=0.05, ge=0.0, description="L2 on the embedding rows a batch touches.")
-    negatives: NegativeSampling = Field(default="in_batch", description="in_batch (logQ-corrected) | uniform.")
-    n_negatives: int = Field(default=512, ge=1, description="Negatives shared by a batch (softmax loss).")
-    patience: int = Field(default=5, ge=1, description="Validations without improvement before stopping.")
-    debias: DebiasMode = Field(default="ips", description="Debiasing of `joint_debiased` (`joint` always uses none).")
-    use_text: bool = Field(default=True, description="Feed the items' language-model embeddings (from `embed`).")
-    use_side_features: bool = Field(default=True, description="Feed user age/gender/occupation, item year/genres.")
-    checkpoint_every: int = Field(default=50, ge=1, description="Optimizer steps between resumable checkpoints.")
-    top_k: int = Field(default=50, ge=1, description="Recommendations per user in data/recommendations/topk.parquet.")
-    serve: Literal["joint", "joint_debiased"] = Field(
-        default="joint_debiased", description="The model behind topk.parquet and `recause recommend`."
-    )
+    epochs: float = Field(default=20.0, gt=0.0)
+    batch_size: int = Field(default=2048, ge=2)
+    weight_decay: float = Field(default=0.05, ge=0.0)
+    negatives: NegativeSampling = "in_batch"
+    n_negatives: int = Field(default=512, ge=1)
+    patience: int = Field(default=5, ge=1)
+    debias: DebiasMode = "ips"
+    use_text: bool = True
+    use_side_features: bool = True
+    checkpoint_every: int = Field(default=50, ge=1)
+    top_k: int = Field(default=50, ge=1)
+    serve: JointVariant = "joint_debiased"
 
 
 class ModelsParams(StrictModel):
-    itemknn: ItemKNNParams = ItemKNNParams()
-    ease: EASEParams = EASEParams()
+    # Each baseline types its own knobs (a params class next to the model, in recause.models.baselines), so adding
+    # one touches no file here; recause.models.registry checks this section against them when it builds the models.
+    baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)
     joint: JointStageParams = JointStageParams()

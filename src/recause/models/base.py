@@ -39,6 +39,14 @@ class Recommender(ABC):
     def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
         """Rebuild a fitted model from ``config()`` and ``arrays()``."""
 
+    def skip_reason(self, train: sp.csr_matrix) -> str | None:
+        """Why this model, as configured, should not be fit on ``train`` (None: fit it).
+
+        A model whose cost explodes with the data (EASE's dense solve) says so here instead of the stage
+        knowing its rule; the stage logs the reason and carries on with the others.
+        """
+        return None
+
 
 def require_fitted(value: object, model: str) -> None:
     if value is None:

@@ -10,14 +10,19 @@ from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from recause.config.models import EASEParams
+from recause.config.base import StrictModel
 from recause.models.base import Recommender, require_fitted
+from recause.models.registry import Capabilities, register_baseline
 
 
-def ease_fits(n_items: int, params: EASEParams) -> bool:
-    """Whether EASE's dense solve is allowed for this catalogue (time ~ n_items^3, memory ~ n_items^2)."""
-    return params.max_items is None or n_items <= params.max_items
+class EASEParams(StrictModel):
+    """`models.baselines.ease` in params.yaml."""
+
+    reg_weight: float = Field(default=250.0, gt=0.0)
+    # the dense solve takes time ~ n_items^3 and memory ~ n_items^2: skipped above this many items (None: never)
+    max_items: int | None = Field(default=8_000, ge=1)
 
 
 def ease_weights(train: sp.csr_matrix, reg_weight: float) -> np.ndarray:
@@ -30,6 +35,9 @@ def ease_weights(train: sp.csr_matrix, reg_weight: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+@register_baseline(
+    order=30, params=EASEParams, capabilities=Capabilities(warm_items=True, cold_items=False, debiases=False)
+)
 class EASE(Recommender):
     name = "ease"
 
@@ -44,6 +52,12 @@ class EASE(Recommender):
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         require_fitted(self.weights, self.name)
         return np.asarray(history @ self.weights, dtype=np.float32)
+
+    def skip_reason(self, train: sp.csr_matrix) -> str | None:
+        n_items, cap = train.shape[1], self.params.max_items
+        if cap is None or n_items <= cap:
+            return None
+        return f"{n_items:,} items exceed max_items {cap:,} (the dense solve grows with the cube of the item count)"
 
     def arrays(self) -> dict[str, np.ndarray]:
         require_fitted(self.weights, self.name)

@@ -11,12 +11,21 @@ from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from recause.config.models import ItemKNNParams
+from recause.config.base import StrictModel
 from recause.models.base import Recommender, require_fitted
+from recause.models.registry import Capabilities, register_baseline
 
 # Columns of the item-item similarity computed at once: bounds memory at n_items * block floats.
 _BLOCK = 512
+
+
+class ItemKNNParams(StrictModel):
+    """`models.baselines.itemknn` in params.yaml."""
+
+    k: int = Field(default=100, ge=1)
+    shrink: float = Field(default=0.0, ge=0.0)
 
 
 def cosine_topk(train: sp.csr_matrix, k: int, shrink: float) -> sp.csr_matrix:
@@ -50,6 +59,9 @@ def cosine_topk(train: sp.csr_matrix, k: int, shrink: float) -> sp.csr_matrix:
     return weights
 
 
+@register_baseline(
+    order=20, params=ItemKNNParams, capabilities=Capabilities(warm_items=True, cold_items=False, debiases=False)
+)
 class ItemKNN(Recommender):
     name = "itemknn"
 

@@ -8,8 +8,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from recause.models.base import Recommender, require_fitted
+from recause.models.registry import Capabilities, register_baseline
 
 
+@register_baseline(order=10, capabilities=Capabilities(warm_items=True, cold_items=False, debiases=False))
 class Pop(Recommender):
     name = "pop"
 

@@ -1,0 +1,137 @@
+"""The models recause fits, found by name (RecBole-style): what each is, what it can do, how it is built.
+
+A baseline declares itself where it is written. Its module under ``recause.models.baselines`` holds the
+model class, its params class (the knobs under ``models.baselines.<name>`` in params.yaml) and
+``@register_baseline(...)`` on the class. The registry imports every module of that package the first
+time it is asked. So a new baseline is one new file in the library (plus its knobs in params.yaml):
+`train_baselines` fits it, `evaluate` ranks it, `recause recommend --model <name>` serves it, and no
+stage or dvc.yaml names it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError, create_model
+
+from recause.artifacts import load_model
+from recause.config import parse_section
+from recause.config.base import StrictModel
+from recause.config.models import JOINT_VARIANTS
+from recause.models.base import Recommender
+
+BASELINES_PACKAGE = "recause.models.baselines"
+PARAMS_SECTION = "models.baselines"  # where each baseline's knobs live in params.yaml, by model name
+
+R = TypeVar("R", bound=type[Recommender])
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can score or correct, so a stage or report can pick the models a question applies to."""
+
+    warm_items: bool  # ranks items that have interactions in its train data
+    cold_items: bool  # ranks items that have none (from what they are: text, features)
+    debiases: bool  # corrects for how items were exposed in the logs, not only fits them
+
+
+class NoKnobs(StrictModel):
+    """The params of a baseline without knobs: a section for it in params.yaml must be empty."""
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    model: type[Recommender]
+    params: type[StrictModel] | None  # None: built with no arguments
+    capabilities: Capabilities
+    order: int  # place in reports and metrics/ranking.json: lower first, then by name
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def build(self, params: StrictModel | None = None) -> Recommender:
+        """An unfitted model with ``params`` (validated knobs; None: its defaults)."""
+        if self.params is None:
+            return self.model()
+        return self.model(self.params() if params is None else params)
+
+
+_REGISTERED: dict[str, BaselineEntry] = {}
+
+
+def register_baseline(
+    *, capabilities: Capabilities, params: type[StrictModel] | None = None, order: int = 100
+) -> Callable[[R], R]:
+    """Class decorator: make ``model`` a baseline, found by its ``name`` (every knob of ``params`` needs a default)."""
+
+    def register(model: R) -> R:
+        known = _REGISTERED.get(model.name)
+        if known is not None and known.model is not model:
+            raise ValueError(f"two baselines are named '{model.name}': {known.model.__name__} and {model.__name__}")
+        if params is not None:
+            try:
+                params()
+            except ValidationError as error:
+                raise TypeError(f"{params.__name__}: every knob of a baseline needs a default ({error})") from None
+        _REGISTERED[model.name] = BaselineEntry(model, params, capabilities, order)
+        return model
+
+    return register
+
+
+@cache
+def _import_every_baseline_module() -> None:
+    package = importlib.import_module(BASELINES_PACKAGE)
+    for module in pkgutil.iter_modules(package.__path__, f"{BASELINES_PACKAGE}."):
+        importlib.import_module(module.name)
+
+
+def baselines() -> dict[str, BaselineEntry]:
+    """Every registered baseline by name, in report order."""
+    _import_every_baseline_module()
+    return dict(sorted(_REGISTERED.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def baseline_types() -> dict[str, type[Recommender]]:
+    """Name -> class of every baseline: what `recause.artifacts.load_model` rebuilds a saved one with."""
+    return {name: entry.model for name, entry in baselines().items()}
+
+
+def baselines_params(knobs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, StrictModel]:
+    """The ``models.baselines`` section checked against every baseline's params class, defaults filled in.
+
+    A knob or a baseline that does not exist is a one-line ParamsError naming its key, as for any param.
+    """
+    entries = baselines()
+    types = {name: entry.params or NoKnobs for name, entry in entries.items()}
+    fields: dict[str, Any] = {name: (params, params()) for name, params in types.items()}
+    section = parse_section(create_model("BaselinesParams", __base__=StrictModel, **fields), knobs, PARAMS_SECTION)
+    return {name: getattr(section, name) for name in entries}
+
+
+def build_baselines(knobs: Mapping[str, Mapping[str, Any]] | None) -> list[Recommender]:
+    """Every registered baseline, unfitted, with its knobs from ``models.baselines``, in report order."""
+    params = baselines_params(knobs)
+    return [entry.build(params[name]) for name, entry in baselines().items()]
+
+
+def load_fitted_baselines(directory: Path) -> dict[str, tuple[Recommender, dict[str, Any]]]:
+    """The baselines saved in ``directory`` with their metadata, in report order.
+
+    A registered baseline without files there was skipped on purpose (its ``skip_reason``) and is left out.
+    """
+    types = baseline_types()
+    return {name: load_model(directory, name, types) for name in types if (directory / f"{name}.json").exists()}
+
+
+__all__ = [
+    "JOINT_VARIANTS", "PARAMS_SECTION", "BaselineEntry", "Capabilities", "NoKnobs", "baseline_types", "baselines",
+    "baselines_params", "build_baselines", "load_fitted_baselines", "register_baseline",
+]  # fmt: skip
