@@ -1,1 +1,1 @@
-"""Prefect wiring: flows that run the DVC stages as tasks. No pipeline logic lives here."""
+"""Prefect wiring: flows that run the DVC stages, one Prefect task per stage. No pipeline logic lives here."""

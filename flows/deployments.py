@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from prefect import serve
@@ -17,11 +18,12 @@ from prefect.client.schemas.schedules import CronSchedule
 from flows.pipeline import evaluate, pipeline
 from flows.retrain import retrain
 from recause.config import load_params
+from recause.layout import LAYOUT
 
 
 def deployments(root: Path, profile: str | None = None, stages: list[str] | None = None) -> list:
     """The deployments of a workspace; ``profile`` and ``stages`` become the pipeline form's defaults."""
-    params = load_params(root / "params.yaml").retrain
+    params = load_params(LAYOUT.under(root).params).retrain
     workspace = {"workspace": str(root)}
     return [
         pipeline.to_deployment(
@@ -50,3 +52,16 @@ def deployments(root: Path, profile: str | None = None, stages: list[str] | None
 def serve_workspace(root: Path, profile: str | None = None, stages: list[str] | None = None) -> None:
     """Register and serve the deployments until interrupted (Ctrl-C stops cleanly)."""
     serve(*deployments(root, profile, stages), print_starting_message=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m flows.deployments`, run in the workspace: what `recause serve` starts."""
+    parser = argparse.ArgumentParser(prog="python -m flows.deployments", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", help="Default params profile of the pipeline deployment's form.")
+    parser.add_argument("--stage", action="append", default=[], help="Default stage of that form (repeatable).")
+    args = parser.parse_args(argv)
+    serve_workspace(Path.cwd(), args.profile, args.stage or None)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,15 +6,16 @@ import json
 import time
 from pathlib import Path
 
-import yaml
+import networkx as nx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed, State
 
-from flows.workspace import StageFailed, repro_stage, workspace_lock
 from recause.config import apply_params_updates, load_params
 from recause.evaluation.report import nested_rows
-from recause.orchestration import execution_order, parse_stages, retry_policy, stage_graph
+from recause.layout import LAYOUT
+from recause.orchestration import execution_order, pipeline_graph, retry_policy
+from recause.workspace import StageFailed, repro_stage, workspace_lock
 
 
 def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback signature
@@ -58,14 +59,14 @@ def publish_stage_report(root: str, stage: str, report: str) -> None:
         )
 
 
-def run_stages(root: Path, order: list[str], forced: set[str]) -> dict[str, str] | State:
-    """Run ``order`` as one Prefect task each, with the retry policy of its tag; stop at a failure.
+def run_stages(root: Path, graph: nx.DiGraph, order: list[str], forced: set[str]) -> dict[str, str] | State:
+    """Run ``order`` (stages of ``graph``) as one Prefect task each, with the retry policy of its tag;
+    stop at a failure.
 
     The caller holds the workspace lock. Reports and metrics tables are published as they appear.
     """
     logger = get_run_logger()
-    params = load_params(root / "params.yaml")
-    graph = stage_graph(parse_stages(yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))))
+    params = load_params(LAYOUT.under(root).params)
     outcomes: dict[str, str] = {}
     started = time.perf_counter()
     for stage in order:
@@ -94,12 +95,6 @@ def run_stages(root: Path, order: list[str], forced: set[str]) -> dict[str, str]
     return outcomes
 
 
-def stage_order(root: Path, stages: list[str] | None) -> list[str]:
-    """The stages of the workspace's dvc.yaml to run for ``stages`` (None: all), in DAG order."""
-    graph = stage_graph(parse_stages(yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))))
-    return execution_order(graph, stages)
-
-
 @flow(name="recause-pipeline")
 def pipeline(
     workspace: str = ".",
@@ -121,8 +116,9 @@ def pipeline(
     root = Path(workspace).resolve()
     with workspace_lock(root, logger.info):
         if profile or seed is not None:
-            apply_params_updates(root / "params.yaml", root / profile if profile else None, seed=seed)
-        return run_stages(root, stage_order(root, stages), set(force or []))
+            apply_params_updates(LAYOUT.under(root).params, root / profile if profile else None, seed=seed)
+        graph = pipeline_graph(root)
+        return run_stages(root, graph, execution_order(graph, stages), set(force or []))
 
 
 @flow(name="recause-evaluate")
@@ -135,4 +131,4 @@ def evaluate(workspace: str = ".") -> dict[str, str] | State:
     logger = get_run_logger()
     root = Path(workspace).resolve()
     with workspace_lock(root, logger.info):
-        return run_stages(root, ["evaluate"], {"evaluate"})
+        return run_stages(root, pipeline_graph(root), ["evaluate"], {"evaluate"})

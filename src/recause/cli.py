@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
 
+from recause.environment import quiet_environment
 from recause.errors import RecauseError
+from recause.layout import LAYOUT
+from recause.workspace import StageFailed, flows_command, load_flows
 
 app = typer.Typer(
     help="recause: an orchestrated, reproducible recommender pipeline that learns why users act.",
@@ -19,18 +21,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-# Telemetry off and nothing fetched from a model hub; a user's own setting always wins.
-QUIET_ENVIRONMENT = {
-    "DVC_NO_ANALYTICS": "1",
-    "GX_ANALYTICS_ENABLED": "False",
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
 
 WorkspaceOption = Annotated[
     Path, typer.Option("--workspace", "-w", help="Project folder holding dvc.yaml (searched upwards).")
@@ -40,7 +30,7 @@ WorkspaceOption = Annotated[
 def nearest_workspace(start: Path) -> Path | None:
     """The nearest folder at or above ``start`` that holds a dvc.yaml, if any."""
     start = start.resolve()
-    return next((folder for folder in (start, *start.parents) if (folder / "dvc.yaml").exists()), None)
+    return next((folder for folder in (start, *start.parents) if (folder / LAYOUT.dvc_yaml).exists()), None)
 
 
 def find_workspace(start: Path) -> Path:
@@ -52,12 +42,9 @@ def find_workspace(start: Path) -> Path:
 
 def configure_environment(root: Path) -> None:
     """Quiet, offline defaults; an ephemeral Prefect with its own home unless PREFECT_API_URL is set."""
-    for key, value in QUIET_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+    quiet_environment()
     if "PREFECT_API_URL" not in os.environ:
         os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))  # flows/ and tasks/ live in the workspace, not the package
 
 
 def fail(error: Exception, code: int) -> typer.Exit:
@@ -119,13 +106,11 @@ def run(
         configure_environment(root)
         from recause.config import apply_params_updates, load_params
 
-        apply_params_updates(root / "params.yaml", profile, set_)
-        load_params(root / "params.yaml")  # fail fast, in one line, before anything runs
+        apply_params_updates(LAYOUT.under(root).params, profile, set_)
+        load_params(LAYOUT.under(root).params)  # fail fast, in one line, before anything runs
+        pipeline = load_flows(root, "pipeline").pipeline
     except RecauseError as error:
         raise fail(error, 2) from None
-
-    from flows.pipeline import pipeline
-    from flows.workspace import StageFailed
 
     state = pipeline(workspace=str(root), force=list(force), stages=list(stage) or None, return_state=True)
     if not state.is_completed():
@@ -138,8 +123,9 @@ def run(
     outcomes = state.result()
     ran = [name for name, outcome in outcomes.items() if outcome == "ran"]
     typer.echo(f"stages run: {', '.join(ran) or 'none'}; up to date: {len(outcomes) - len(ran)}")
-    if (root / "metrics/ranking.json").exists():
-        print_ranking(root / "metrics/ranking.json")
+    ranking = LAYOUT.under(root).metrics_file("ranking")
+    if ranking.exists():
+        print_ranking(ranking)
 
 
 @app.command()
@@ -170,7 +156,7 @@ def validate(
             configure_environment(root)
             from recause.config import load_params
 
-            settings = load_params(root / "params.yaml").validate_
+            settings = load_params(LAYOUT.under(root).params).validate_
         frame = read(table, path)
         references = {}
         if users is not None:
@@ -209,7 +195,7 @@ def explain(
         from recause.data.keys import existing_pseudonym_key
         from recause.serving import item_column, load_served, user_row
 
-        settings = load_params(root / "params.yaml").data
+        settings = load_params(LAYOUT.under(root).params).data
         served = load_served(root, model)
         key = existing_pseudonym_key(settings, root) if settings.pseudonymise else None
         row = user_row(served, user, key)
@@ -247,7 +233,7 @@ def recommend(
         from recause.data.keys import existing_pseudonym_key
         from recause.serving import load_served, top_k_recommendations, user_row
 
-        settings = load_params(root / "params.yaml")
+        settings = load_params(LAYOUT.under(root).params)
         served = load_served(root, model or settings.models.joint.serve)
         key = existing_pseudonym_key(settings.data, root) if settings.data.pseudonymise else None
         row = user_row(served, user, key)
@@ -336,10 +322,12 @@ def serve(
         configure_environment(root)
         if profile is not None and not (root / profile).exists():
             raise RecauseError(f"profile not found: {root / profile}")
-        from flows.deployments import serve_workspace
+        options = [*(["--profile", profile] if profile else []), *(a for s in stage for a in ("--stage", s))]
+        command = flows_command(root, "deployments", *options)
     except RecauseError as error:
         raise fail(error, 2) from None
-    serve_workspace(root, profile, list(stage) or None)
+    os.chdir(root)
+    os.execv(command[0], command)  # this process becomes the workspace's server of flows (same pid, Ctrl-C)
 
 
 @app.command()
@@ -348,10 +336,12 @@ def retrain(
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Run the retrain flow once: new data -> challenger -> gate -> promote or keep the champion."""
-    root = find_workspace(workspace)
-    configure_environment(root)
-    from flows.retrain import retrain as retrain_flow
-
+    try:
+        root = find_workspace(workspace)
+        configure_environment(root)
+        retrain_flow = load_flows(root, "retrain").retrain
+    except RecauseError as error:
+        raise fail(error, 2) from None
     state = retrain_flow(workspace=str(root), force=force, return_state=True)
     if not state.is_completed():
         raise fail(RuntimeError(state.message or "the retrain flow did not complete"), 1)
@@ -365,7 +355,7 @@ def rollback(workspace: WorkspaceOption = Path(".")) -> None:
     try:
         root = find_workspace(workspace)
         configure_environment(root)
-        from flows.retrain import rollback as rollback_champion
+        from recause.operations.retrain import rollback as rollback_champion
 
         champion = rollback_champion(root, lambda line: typer.echo(line, err=True))
     except RecauseError as error:
@@ -384,7 +374,7 @@ def params(workspace: WorkspaceOption = Path(".")) -> None:
         configure_environment(root)
         from recause.config import load_params
 
-        effective = load_params(root / "params.yaml").model_dump(mode="json", by_alias=True)
+        effective = load_params(LAYOUT.under(root).params).model_dump(mode="json", by_alias=True)
     except RecauseError as error:
         raise fail(error, 2) from None
     typer.echo(yaml.safe_dump(effective, sort_keys=False).rstrip())

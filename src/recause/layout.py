@@ -54,6 +54,7 @@ class Layout:
     # the workspace's own state (git-ignored)
     state: Path = Path(".recause")
     workspace_lock: Path = Path(".recause/workspace.lock")
+    workspace_lock_holder: Path = Path(".recause/workspace.lock.holder")  # who holds it, for a waiting run
 
     def under(self, root: Path) -> Layout:
         """The same layout with every path below ``root``."""

@@ -1,77 +1,72 @@
-"""The stage graph, derived from dvc.yaml so the DAG is written once.
+"""The stage graph of a workspace, as DVC's own index builds it from dvc.yaml, so the DAG is written once.
 
-A stage B depends on stage A when one of A's outputs (outs, metrics, plots) is, contains, or lies
-inside one of B's deps -- the same rule DVC uses. The graph decides order; DVC decides staleness.
+DVC decides which stage depends on which (an output that is, contains or lies inside a dep) and
+which are stale; this module adds what the flow needs on top: an execution order (declaration
+order breaks ties), the stages a target needs, each stage's ``meta`` (tags, report, table) and the
+retry policy of its tags.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path
 
 import networkx as nx
 
 from recause.config.orchestration import RetryPolicy
 from recause.errors import ParamsError
+from recause.layout import LAYOUT
 
 
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    deps: tuple[str, ...]
-    outs: tuple[str, ...]
-    tags: tuple[str, ...] = ()
-    report: str | None = None  # a Markdown file the stage writes, pass or fail, for people to read
-    table: dict[str, Any] | None = None  # {path, key, levels}: a JSON metrics file to publish as a table
+def _dvc_stages(dvc_yaml: Path) -> tuple[list, nx.DiGraph]:
+    """DVC's stages of one dvc.yaml (declaration order; foreach/matrix expanded) and its graph.
+
+    The Repo is opened over the folder itself, as a workspace that may not have run (nor have
+    `.dvc/`) yet, and only this dvc.yaml is read: no walk of the workspace's data.
+    """
+    from dvc.exceptions import CyclicGraphError, DvcException
+    from dvc.fs import LocalFileSystem
+    from dvc.repo import Repo
+    from dvc.repo.index import Index
+
+    if not dvc_yaml.is_file():
+        raise ParamsError(f"{dvc_yaml} not found")
+    try:
+        with Repo(str(dvc_yaml.parent), uninitialized=True, fs=LocalFileSystem()) as repo:
+            index = Index.from_file(repo, str(dvc_yaml))
+            return list(index.stages), index.graph
+    except CyclicGraphError as error:
+        raise ParamsError(f"{dvc_yaml.name}: stages form a cycle: {error}") from None
+    except DvcException as error:
+        raise ParamsError(f"{dvc_yaml.name}: {_details(error)}") from None
 
 
-def _paths(entries: list[Any] | None) -> tuple[str, ...]:
-    """Paths of a dvc.yaml list whose items are 'path' or {'path': {options}}."""
-    paths: list[str] = []
-    for entry in entries or []:
-        paths.extend([entry] if isinstance(entry, str) else list(entry))
-    return tuple(paths)
+def _details(error: Exception) -> str:
+    """DVC's message, with each schema violation it found (they are only in its pretty output)."""
+    violations = getattr(getattr(error, "exc", None), "errors", None) or []
+    where = [f"{v.error_message} in {' -> '.join(map(str, v.path))}" for v in violations]
+    return "; ".join([str(error), *where])
 
 
-def parse_stages(dvc_yaml: dict[str, Any]) -> dict[str, Stage]:
-    """Stages of a parsed dvc.yaml, in declaration order."""
-    stages: dict[str, Stage] = {}
-    for name, spec in (dvc_yaml.get("stages") or {}).items():
-        if "foreach" in spec or "matrix" in spec:
-            raise ParamsError(f"dvc.yaml: stage '{name}' uses foreach/matrix, which the flow does not expand")
-        outs = _paths(spec.get("outs")) + _paths(spec.get("metrics")) + _paths(spec.get("plots"))
-        meta = spec.get("meta") or {}
-        stages[name] = Stage(
-            name=name,
-            deps=_paths(spec.get("deps")),
-            outs=outs,
+def pipeline_graph(root: Path) -> nx.DiGraph:
+    """The stages of ``<root>/dvc.yaml``, upstream -> downstream.
+
+    Nodes carry ``position`` (declaration order), ``tags``, ``report`` (a Markdown file the stage
+    writes, pass or fail) and ``table`` ({path, key, levels}: a JSON metrics file to publish), all
+    from the stage's ``meta``.
+    """
+    stages, dvc_graph = _dvc_stages(LAYOUT.under(root).dvc_yaml)
+    graph = nx.DiGraph()
+    for position, stage in enumerate(stages):
+        meta = stage.meta or {}
+        graph.add_node(
+            stage.name,
+            position=position,
             tags=tuple(meta.get("tags") or ()),
             report=meta.get("report"),
             table=meta.get("table"),
         )
-    return stages
-
-
-def _overlaps(a: str, b: str) -> bool:
-    pa, pb = PurePosixPath(a), PurePosixPath(b)
-    return pa == pb or pa in pb.parents or pb in pa.parents
-
-
-def stage_graph(stages: dict[str, Stage]) -> nx.DiGraph:
-    """Directed graph upstream -> downstream; raises ParamsError on a cycle."""
-    graph = nx.DiGraph()
-    for position, stage in enumerate(stages.values()):
-        graph.add_node(stage.name, position=position, tags=stage.tags, report=stage.report, table=stage.table)
-    for producer in stages.values():
-        for consumer in stages.values():
-            if producer.name != consumer.name and any(
-                _overlaps(out, dep) for out in producer.outs for dep in consumer.deps
-            ):
-                graph.add_edge(producer.name, consumer.name)
-    if not nx.is_directed_acyclic_graph(graph):
-        cycle = " -> ".join(edge[0] for edge in nx.find_cycle(graph))
-        raise ParamsError(f"dvc.yaml: stages form a cycle: {cycle}")
+    # DVC's edges point from a stage to the stages it depends on
+    graph.add_edges_from((upstream.name, downstream.name) for downstream, upstream in dvc_graph.edges)
     return graph
 
 
@@ -84,6 +79,11 @@ def execution_order(graph: nx.DiGraph, targets: list[str] | None = None) -> list
         keep = set(targets).union(*(nx.ancestors(graph, t) for t in targets))
         graph = graph.subgraph(keep)
     return list(nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["position"]))
+
+
+def stage_names(root: Path) -> list[str]:
+    """Every stage of the workspace's dvc.yaml, in the order the flow runs them."""
+    return execution_order(pipeline_graph(root))
 
 
 def retry_policy(tags: tuple[str, ...], policies: dict[str, RetryPolicy]) -> RetryPolicy:

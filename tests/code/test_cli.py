@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from typer.testing import CliRunner
 
 from recause.cli import app
 from recause.config import default_params_mapping
+from recause.workspace import load_flows
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -63,3 +66,41 @@ def test_validate_command_passes_clean_files_and_fails_corrupted_ones(
     empty.write_bytes(b"")
     result = runner.invoke(app, ["validate", "users", str(empty), "-w", str(tmp_path)])
     assert result.exit_code == 1 and result.output.strip() == f"error: {empty}: file is empty"
+
+
+@pytest.fixture
+def own_flows_modules() -> Iterator[None]:
+    """Whatever `flows` package this test loads, the session's own comes back afterwards."""
+    saved = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "flows"}
+    yield
+    for name in [name for name in sys.modules if name.split(".")[0] == "flows"]:
+        del sys.modules[name]
+    sys.modules.update(saved)
+
+
+def test_a_workspaces_flows_load_from_its_folder_without_touching_sys_path(
+    tmp_path: Path, own_flows_modules: None
+) -> None:
+    path_before = list(sys.path)
+    for root in (tmp_path / "one", tmp_path / "two"):
+        (root / "flows").mkdir(parents=True)
+        (root / "flows/__init__.py").write_text("")
+        (root / "flows/helpers.py").write_text("from pathlib import Path\nWHERE = Path(__file__).parent.parent\n")
+        (root / "flows/pipeline.py").write_text("from flows.helpers import WHERE\n")
+    assert load_flows(tmp_path / "one", "pipeline").WHERE == tmp_path / "one"
+    assert load_flows(tmp_path / "two", "pipeline").WHERE == tmp_path / "two"  # each workspace its own flows
+    assert sys.path == path_before and "tasks" not in sys.modules
+
+
+def test_a_workspace_without_flows_says_so_in_one_line(
+    tmp_path: Path, own_flows_modules: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / ".prefect"))  # the command sets it where unset
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("{}\n")
+    result = runner.invoke(app, ["run", "--workspace", str(tmp_path)])
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == f"error: {tmp_path.resolve()}/flows/__init__.py not found: the workspace has no flows package"
+    )

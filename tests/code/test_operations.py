@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +15,8 @@ from recause.config import apply_params_updates
 from recause.config.retrain import GateParams
 from recause.errors import ParamsError, RecauseError
 from recause.operations.champion import Champion, Registry, decide, frozen_holdout, lock_outs, promoted, rolled_back
-from recause.operations.store import fingerprint
+from recause.operations.retrain import nothing_new, uncached_outputs_kept
+from recause.operations.store import fingerprint, materialise
 
 
 def _champion(name: str) -> Champion:
@@ -80,14 +84,60 @@ def test_fingerprint_changes_with_a_new_file_but_not_with_tool_files(tmp_path: P
 
 def test_run_settings_write_profile_overrides_and_seed_into_params(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text("split:\n  seed: 1  # the split's seed\nmodels:\n  ease:\n    reg_weight: 250.0\n")
+    params.write_text("split:\n  seed: 1  # the split's seed\nmodels:\n  baselines:\n    ease:\n      reg_weight: 250.0\n")
     profile = tmp_path / "tiny.yaml"
-    profile.write_text("models:\n  ease:\n    reg_weight: 10.0\n")
-    assert apply_params_updates(params, profile, ["models.itemknn.k=5"], seed=7)
+    profile.write_text("models:\n  baselines:\n    ease:\n      reg_weight: 10.0\n")
+    assert apply_params_updates(params, profile, ["models.baselines.itemknn.k=5"], seed=7)
     written = yaml.safe_load(params.read_text())
     assert written["split"]["seed"] == 7 and written["finetune"]["seed"] == 7
-    assert written["models"] == {"ease": {"reg_weight": 10.0}, "itemknn": {"k": 5}}
+    assert written["models"] == {"baselines": {"ease": {"reg_weight": 10.0}, "itemknn": {"k": 5}}}
     assert "# the split's seed" in params.read_text()
     assert not apply_params_updates(params, None, [], None)
     with pytest.raises(ParamsError, match="profile not found"):
         apply_params_updates(params, tmp_path / "missing.yaml")
+
+
+def test_a_champions_output_comes_back_out_of_the_dvc_cache_by_its_hash(tmp_path: Path) -> None:
+    root = tmp_path / "workspace"
+    root.mkdir()
+    (root / "dvc.yaml").write_text(
+        "stages:\n  make:\n"
+        "    cmd: mkdir -p out/sub && echo a > out/a.txt && echo b > out/sub/b.txt && echo f > single.txt\n"
+        "    outs: [out, single.txt]\n"
+    )
+    dvc = str(Path(sys.executable).parent / "dvc")
+    for command in ([dvc, "init", "--no-scm", "-q"], [dvc, "repro", "-q"]):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+    outs = lock_outs((root / "dvc.lock").read_text())
+    shutil.rmtree(root / "out")  # gone from the workspace: only the cache holds them now
+    (root / "single.txt").unlink()
+
+    champion = tmp_path / "champion"
+    materialise(root, outs["out"], champion / "out")
+    materialise(root, outs["single.txt"], champion / "single.txt")
+    assert sorted(p.relative_to(champion).as_posix() for p in champion.rglob("*") if p.is_file()) == [
+        "out/a.txt",
+        "out/sub/b.txt",
+        "single.txt",
+    ]
+    assert (champion / "out/sub/b.txt").read_text() == "b\n" and (champion / "single.txt").read_text() == "f\n"
+    with pytest.raises(RecauseError, match="0123456789abcdef0123456789abcdef.dir is not in the DVC cache"):
+        materialise(root, "0123456789abcdef0123456789abcdef.dir", tmp_path / "missing")
+
+
+def test_a_rejected_challengers_uncached_outputs_are_put_back(tmp_path: Path) -> None:
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/ranking.json").write_text("champion")
+    with uncached_outputs_kept(tmp_path) as put_back:
+        (tmp_path / "metrics/ranking.json").write_text("challenger")
+        (tmp_path / "metrics/extra.json").write_text("challenger only")
+        put_back()
+    assert (tmp_path / "metrics/ranking.json").read_text() == "champion"
+    assert not (tmp_path / "metrics/extra.json").exists()
+
+
+def test_no_challenger_is_trained_on_the_inputs_the_champion_saw() -> None:
+    champion = _champion("seen")
+    assert "No new data since the champion accepted at seen" in nothing_new(champion, "seen", force=False)
+    assert nothing_new(champion, "seen", force=True) is None
+    assert nothing_new(champion, "new", force=False) is None and nothing_new(None, "seen", force=False) is None

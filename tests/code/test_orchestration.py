@@ -1,4 +1,4 @@
-"""The flow's stage graph comes from dvc.yaml and must be DVC's own graph; retries per stage tag."""
+"""The flow's stage graph is DVC's own graph of dvc.yaml; retries per stage tag; the workspace lock."""
 
 from __future__ import annotations
 
@@ -6,69 +6,105 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+import networkx as nx
 import pytest
-import yaml
 
-from flows.workspace import StageFailed, workspace_lock
 from recause.config import RetryPolicy
 from recause.errors import ParamsError
-from recause.orchestration import execution_order, parse_stages, retry_policy, stage_graph
+from recause.orchestration import execution_order, pipeline_graph, retry_policy, stage_names
+from recause.workspace import StageFailed, workspace_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _project_graph():
-    return stage_graph(parse_stages(yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))))
+@pytest.fixture(scope="module")
+def project_graph() -> nx.DiGraph:
+    return pipeline_graph(ROOT)
 
 
-def test_graph_equals_dvcs_own_dag() -> None:
+def _dvc_yaml(folder: Path, text: str) -> Path:
+    (folder / "dvc.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return folder
+
+
+def _dvc_dag_edges(root: Path) -> set[tuple[str, str]]:
+    """`dvc dag --dot` of a workspace, as (upstream, downstream) edges."""
     dvc = Path(sys.executable).parent / "dvc"
-    dot = subprocess.run([str(dvc), "dag", "--dot"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    dvc_edges = set(re.findall(r'"([^"]+)" -> "([^"]+)"', dot))
-    assert dvc_edges and set(_project_graph().edges) == dvc_edges
+    dot = subprocess.run([str(dvc), "dag", "--dot"], cwd=root, capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r'"([^"]+)" -> "([^"]+)"', dot))
 
 
-def test_execution_order_is_topological_and_targets_pull_their_ancestors() -> None:
-    graph = _project_graph()
-    assert execution_order(graph) == [
-        "ingest", "validate", "split", "train_baselines", "pretrain", "finetune", "embed", "train_joint", "evaluate",
-        "ingest_bandit", "ope", "causal_discover", "causal_estimate", "refute", "explain", "uplift",
-    ]  # fmt: skip
-    assert execution_order(graph, ["refute"]) == ["ingest", "validate", "causal_discover", "causal_estimate", "refute"]
-    assert execution_order(graph, ["embed"]) == ["ingest", "validate", "split", "pretrain", "finetune", "embed"]
-    assert execution_order(graph, ["split"]) == ["ingest", "validate", "split"]
-    with pytest.raises(ParamsError, match="unknown stage\\(s\\) trian"):
-        execution_order(graph, ["trian"])
+def test_graph_equals_dvcs_own_dag(project_graph: nx.DiGraph) -> None:
+    dvc_edges = _dvc_dag_edges(ROOT)
+    assert dvc_edges and set(project_graph.edges) == dvc_edges
 
 
-def test_graph_rules_for_directories_cycles_and_foreach() -> None:
-    stages = parse_stages(
-        {
-            "stages": {
-                "b": {
-                    "cmd": "x",
-                    "deps": ["data/a/file.parquet"],
-                    "outs": [{"models/b": {"persist": True}}],
-                    "meta": {"tags": ["gpu"]},
-                },
-                "a": {"cmd": "x", "outs": ["data/a"]},
-                "c": {"cmd": "x", "deps": ["models"], "metrics": [{"m.json": {"cache": False}}]},
-            }
-        }
+def test_stage_names_follow_declaration_order_where_the_dag_allows(project_graph: nx.DiGraph) -> None:
+    names = stage_names(ROOT)
+    declared = sorted(project_graph, key=lambda n: project_graph.nodes[n]["position"])
+    assert sorted(names) == sorted(declared) and len(names) == len(set(names)) > 1
+    position = {name: i for i, name in enumerate(names)}
+    assert all(position[a] < position[b] for a, b in project_graph.edges)
+    # a stage runs as early as declaration order allows: nothing declared before it could have run instead
+    for i, name in enumerate(names):
+        ready = [n for n in names[i:] if all(position[p] < i for p in project_graph.predecessors(n))]
+        assert project_graph.nodes[name]["position"] == min(project_graph.nodes[n]["position"] for n in ready)
+
+
+def test_targets_pull_exactly_their_ancestors(project_graph: nx.DiGraph) -> None:
+    everything = execution_order(project_graph)
+    for target in project_graph:
+        order = execution_order(project_graph, [target])
+        assert order[-1] == target and set(order) == nx.ancestors(project_graph, target) | {target}
+        assert order == [n for n in everything if n in set(order)]
+    assert execution_order(project_graph, ["split"]) == ["ingest", "validate", "split"]
+    with pytest.raises(ParamsError, match="unknown stage\\(s\\) trian; dvc.yaml has "):
+        execution_order(project_graph, ["trian"])
+
+
+def test_graph_rules_for_directories_foreach_and_meta(tmp_path: Path) -> None:
+    root = _dvc_yaml(
+        tmp_path,
+        """
+        stages:
+          b:
+            foreach: [2, 1]
+            do:
+              cmd: x
+              deps: [data/a/file.parquet]
+              outs: [{"models/b${item}": {persist: true}}]
+              meta: {tags: [gpu]}
+          a: {cmd: x, outs: [data/a], meta: {report: reports/a.md}}
+          c:
+            cmd: x
+            deps: [models]
+            metrics: [{m.json: {cache: false}}]
+            meta: {table: {path: m.json, key: c-metrics, levels: [model]}}
+        """,
     )
-    graph = stage_graph(stages)
-    assert set(graph.edges) == {("a", "b"), ("b", "c")}
-    assert execution_order(graph) == ["a", "b", "c"] and stages["b"].tags == ("gpu",)
-    cyclic = parse_stages(
-        {"stages": {"a": {"cmd": "x", "deps": ["y"], "outs": ["x"]}, "b": {"cmd": "x", "deps": ["x"], "outs": ["y"]}}}
-    )
+    graph = pipeline_graph(root)
+    assert set(graph.edges) == {("a", "b@2"), ("a", "b@1"), ("b@2", "c"), ("b@1", "c")}
+    assert execution_order(graph) == ["a", "b@2", "b@1", "c"] and stage_names(root) == ["a", "b@2", "b@1", "c"]
+    assert graph.nodes["b@1"]["tags"] == ("gpu",) and graph.nodes["a"]["report"] == "reports/a.md"
+    assert graph.nodes["c"]["table"]["key"] == "c-metrics" and graph.nodes["c"]["tags"] == ()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=root, check=True)
+    assert set(graph.edges) == _dvc_dag_edges(root)
+
+
+def test_a_broken_dvc_yaml_is_a_one_line_params_error(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="dvc.yaml not found"):
+        pipeline_graph(tmp_path)
+    _dvc_yaml(tmp_path, "stages:\n  a: {cmd: x, deps: [y], outs: [x]}\n  b: {cmd: x, deps: [x], outs: [y]}\n")
     with pytest.raises(ParamsError, match="cycle"):
-        stage_graph(cyclic)
-    with pytest.raises(ParamsError, match="foreach/matrix"):
-        parse_stages({"stages": {"a": {"foreach": [1, 2], "do": {"cmd": "x"}}}})
+        pipeline_graph(tmp_path)
+    _dvc_yaml(tmp_path, "stages:\n  a: {cmd: x, dep: [y]}\n")
+    with pytest.raises(ParamsError, match="extra keys not allowed in stages -> a -> dep"):
+        pipeline_graph(tmp_path)
 
 
 def test_retry_policy_follows_the_first_tag_that_has_one() -> None:
@@ -97,11 +133,9 @@ def test_a_second_holder_of_the_workspace_lock_waits_and_says_so(tmp_path: Path)
             sys.executable,
             "-c",
             (
-                "import sys, time; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
-                "from flows.workspace import workspace_lock\n"
-                "with workspace_lock(Path(sys.argv[2]), print):\n print('held', flush=True); time.sleep(2)"
+                "import sys, time; from pathlib import Path; from recause.workspace import workspace_lock\n"
+                "with workspace_lock(Path(sys.argv[1]), print):\n print('held', flush=True); time.sleep(2)"
             ),
-            str(ROOT),
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,
@@ -115,3 +149,7 @@ def test_a_second_holder_of_the_workspace_lock_waits_and_says_so(tmp_path: Path)
     holder.wait(timeout=10)
     assert waited > 0.5
     assert messages[0].startswith("waiting for the workspace lock") and f"pid {holder.pid}" in messages[0]
+    assert messages[1].startswith("workspace lock acquired after ")
+    with workspace_lock(tmp_path, messages.append):  # released: the next run takes it at once
+        pass
+    assert len(messages) == 2

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 from pathlib import Path
 
+from recause.artifacts import write_text
 from recause.errors import RecauseError
+from recause.layout import LAYOUT
 from recause.operations.champion import Registry
-
-REGISTRY = Path("models/champion.json")
 
 
 def read_registry(root: Path) -> Registry:
-    path = root / REGISTRY
+    path = LAYOUT.under(root).champion
     if not path.exists():
         return Registry()
     return Registry.model_validate_json(path.read_text(encoding="utf-8"))
 
 
 def write_registry(root: Path, registry: Registry) -> None:
-    path = root / REGISTRY
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(registry.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text(LAYOUT.under(root).champion, registry.model_dump_json(indent=2) + "\n")
 
 
 def fingerprint(paths: list[Path]) -> str:
@@ -43,21 +37,24 @@ def fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _cache_file(root: Path, md5: str) -> Path:
-    path = root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
-    if not path.exists():
-        raise RecauseError(f"{md5} is not in the DVC cache of {root} (`dvc pull` from the champion remote?)")
-    return path
-
-
 def materialise(root: Path, md5: str, target: Path) -> Path:
-    """Copy one DVC output (a file, or a directory when ``md5`` ends in '.dir') out of the cache."""
-    if not md5.endswith(".dir"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_cache_file(root, md5), target)
-        return target
-    for entry in json.loads(_cache_file(root, md5).read_text(encoding="utf-8")):
-        destination = target / entry["relpath"]
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_cache_file(root, entry["md5"]), destination)
+    """Check one DVC output (a file, or a directory when ``md5`` ends in '.dir') out of the
+    workspace's DVC cache into ``target``, by its hash.
+
+    By hash, not by git revision: a champion is a dvc.lock held in the registry, which need not be
+    committed anywhere (``retrain.commit: false``, or a workspace outside git).
+    """
+    from dvc.exceptions import DvcException
+    from dvc.fs import localfs
+    from dvc.repo import Repo
+    from dvc_data.hashfile import load
+    from dvc_data.hashfile.checkout import CheckoutError, checkout
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    try:
+        with Repo(str(root)) as repo:
+            cache = repo.cache.local
+            checkout(str(target), localfs, load(cache, HashInfo("md5", md5)), cache=cache, quiet=True)
+    except (FileNotFoundError, CheckoutError, DvcException):
+        raise RecauseError(f"{md5} is not in the DVC cache of {root} (`dvc pull` from the champion remote?)") from None
     return target
