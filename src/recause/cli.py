@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from recause.environment import quiet_environment
 from recause.errors import RecauseError
@@ -105,9 +104,12 @@ def run(
         root = find_workspace(workspace)
         configure_environment(root)
         from recause.config import apply_params_updates, load_params
+        from recause.models.registry import with_baseline_defaults
 
-        apply_params_updates(LAYOUT.under(root).params, profile, set_)
-        load_params(LAYOUT.under(root).params)  # fail fast, in one line, before anything runs
+        paths = LAYOUT.under(root)
+        apply_params_updates(paths.params, profile, set_, check=with_baseline_defaults)
+        # fail fast, in one line, before anything runs (baselines' knobs included: their models type them)
+        with_baseline_defaults(load_params(paths.params), str(paths.params))
         pipeline = load_flows(root, "pipeline").pipeline
     except RecauseError as error:
         raise fail(error, 2) from None
@@ -368,16 +370,19 @@ def rollback(workspace: WorkspaceOption = Path(".")) -> None:
 
 @app.command()
 def params(workspace: WorkspaceOption = Path(".")) -> None:
-    """Print every parameter with its effective value (packaged defaults < params.yaml)."""
+    """Print every parameter with its effective value (packaged defaults < params.yaml) and what it means."""
     try:
         root = find_workspace(workspace)
         configure_environment(root)
         from recause.config import load_params
+        from recause.config.descriptions import annotated_yaml
+        from recause.models.registry import with_baseline_defaults
 
-        effective = load_params(LAYOUT.under(root).params).model_dump(mode="json", by_alias=True)
+        path = LAYOUT.under(root).params
+        effective = with_baseline_defaults(load_params(path), str(path))
     except RecauseError as error:
         raise fail(error, 2) from None
-    typer.echo(yaml.safe_dump(effective, sort_keys=False).rstrip())
+    typer.echo(annotated_yaml(effective).rstrip())
 
 
 if __name__ == "__main__":

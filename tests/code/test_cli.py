@@ -11,7 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 from recause.cli import app
-from recause.config import default_params_mapping
+from recause.config import Params
+from recause.models.baselines.ease import EASEParams
+from recause.models.registry import with_baseline_defaults
 from recause.workspace import load_flows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +32,19 @@ def test_every_command_has_help(command: list[str]) -> None:
 def test_params_prints_every_effective_value() -> None:
     result = runner.invoke(app, ["params", "--workspace", str(ROOT)])
     assert result.exit_code == 0
-    assert yaml.safe_load(result.output) == default_params_mapping()
+    printed = yaml.safe_load(result.output)
+    assert printed == with_baseline_defaults(Params()).model_dump(mode="json", by_alias=True)
+    assert printed["models"]["baselines"]["ease"]["reg_weight"] == EASEParams().reg_weight  # the model's own default
+    assert "# Share of items held out entirely in the cold-item variant." in result.output  # what it means
+
+
+def test_a_baseline_knob_typo_fails_before_params_yaml_is_written(tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("models:\n  baselines:\n    itemknn:\n      k: 20\n")
+    result = runner.invoke(app, ["run", "-w", str(tmp_path), "--set", "models.baselines.itemknn.kk=3"])
+    assert result.exit_code == 2
+    assert "unknown key 'models.baselines.itemknn.kk'" in result.output and result.output.count("\n") == 1
+    assert (tmp_path / "params.yaml").read_text() == "models:\n  baselines:\n    itemknn:\n      k: 20\n"
 
 
 def test_outside_a_project_says_so_in_one_line(tmp_path: Path) -> None:

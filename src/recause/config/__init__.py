@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,8 +139,15 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     return parse_params(raw, source=str(path))
 
 
-def update_params_file(path: Path, updates: Mapping[str, Any]) -> bool:
-    """Merge ``updates`` into a params file keeping its comments; validate first; True if it changed."""
+ParamsCheck = Callable[[Params, str], object]  # a further check of parsed params (model-owned sections)
+
+
+def update_params_file(path: Path, updates: Mapping[str, Any], check: ParamsCheck | None = None) -> bool:
+    """Merge ``updates`` into a params file keeping its comments; validate first; True if it changed.
+
+    ``check`` (e.g. ``recause.models.registry.with_baseline_defaults``) also judges the merged params before the
+    file is written, for sections whose types the params modules do not know.
+    """
     from ruamel.yaml import YAML
 
     from recause.artifacts import write_text
@@ -151,7 +158,10 @@ def update_params_file(path: Path, updates: Mapping[str, Any]) -> bool:
     document = deep_merge(round_trip.load(original) or {}, updates)
     buffer = io.StringIO()
     round_trip.dump(document, buffer)
-    parse_params(yaml.safe_load(buffer.getvalue()), source=f"{path} (after overrides)")
+    source = f"{path} (after overrides)"
+    merged = parse_params(yaml.safe_load(buffer.getvalue()), source=source)
+    if check is not None:
+        check(merged, source)
     if buffer.getvalue() == original:
         return False
     write_text(path, buffer.getvalue())
@@ -159,7 +169,11 @@ def update_params_file(path: Path, updates: Mapping[str, Any]) -> bool:
 
 
 def apply_params_updates(
-    path: Path, profile: Path | None = None, overrides: list[str] | None = None, seed: int | None = None
+    path: Path,
+    profile: Path | None = None,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    check: ParamsCheck | None = None,
 ) -> bool:
     """Write a profile, ``KEY=VALUE`` overrides and a seed into a params file (so DVC sees them).
 
@@ -175,7 +189,7 @@ def apply_params_updates(
     updates = deep_merge(updates, apply_overrides({}, overrides or []))
     if seed is not None:
         updates = deep_merge(updates, {section: {"seed": seed} for section in SEEDED_SECTIONS})
-    return bool(updates) and update_params_file(path, updates)
+    return bool(updates) and update_params_file(path, updates, check)
 
 
 __all__ = [

@@ -147,9 +147,19 @@ def annotated_yaml(params: BaseModel) -> str:
     """The params as YAML, each described field with its text as an end-of-line comment (`recause params`)."""
     from ruamel.yaml import YAML
 
+    writer = YAML()
+    writer.representer.add_representer(float, _float_with_a_dot)
     buffer = io.StringIO()
-    YAML().dump(_commented(params), buffer)
+    writer.dump(_commented(params), buffer)
     return buffer.getvalue()
+
+
+def _float_with_a_dot(representer, value: float):  # noqa: ANN001, ANN202 (ruamel's representer signature)
+    """3e-05 as 3.0e-05: YAML 1.1 readers (PyYAML, DVC's params) take an exponent without a dot for a string."""
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        text = text.replace("e", ".0e", 1)
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
 
 
 def _commented(model: BaseModel) -> CommentedMap:

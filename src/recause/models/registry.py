@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError, create_model
 
 from recause.artifacts import load_model
-from recause.config import parse_section
+from recause.config import Params, parse_section
 from recause.config.base import StrictModel
 from recause.config.models import JOINT_VARIANTS
 from recause.models.base import Recommender
@@ -104,7 +104,9 @@ def baseline_types() -> dict[str, type[Recommender]]:
     return {name: entry.model for name, entry in baselines().items()}
 
 
-def baselines_params(knobs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, StrictModel]:
+def baselines_params(
+    knobs: Mapping[str, Mapping[str, Any]] | None, source: str = "params.yaml"
+) -> dict[str, StrictModel]:
     """The ``models.baselines`` section checked against every baseline's params class, defaults filled in.
 
     A knob or a baseline that does not exist is a one-line ParamsError naming its key, as for any param.
@@ -112,8 +114,16 @@ def baselines_params(knobs: Mapping[str, Mapping[str, Any]] | None) -> dict[str,
     entries = baselines()
     types = {name: entry.params or NoKnobs for name, entry in entries.items()}
     fields: dict[str, Any] = {name: (params, params()) for name, params in types.items()}
-    section = parse_section(create_model("BaselinesParams", __base__=StrictModel, **fields), knobs, PARAMS_SECTION)
+    model = create_model("BaselinesParams", __base__=StrictModel, **fields)
+    section = parse_section(model, knobs, PARAMS_SECTION, source)
     return {name: getattr(section, name) for name in entries}
+
+
+def with_baseline_defaults(params: Params, source: str = "params.yaml") -> Params:
+    """``params`` with ``models.baselines`` checked against every baseline's knobs and their defaults filled in:
+    the effective values (`recause params`), and the check the CLI runs before anything is written or run."""
+    knobs = {name: p.model_dump(mode="json") for name, p in baselines_params(params.models.baselines, source).items()}
+    return params.model_copy(update={"models": params.models.model_copy(update={"baselines": knobs})})
 
 
 def build_baselines(knobs: Mapping[str, Mapping[str, Any]] | None) -> list[Recommender]:
@@ -133,5 +143,5 @@ def load_fitted_baselines(directory: Path) -> dict[str, tuple[Recommender, dict[
 
 __all__ = [
     "JOINT_VARIANTS", "PARAMS_SECTION", "BaselineEntry", "Capabilities", "NoKnobs", "baseline_types", "baselines",
-    "baselines_params", "build_baselines", "load_fitted_baselines", "register_baseline",
+    "baselines_params", "build_baselines", "with_baseline_defaults", "load_fitted_baselines", "register_baseline",
 ]  # fmt: skip
