@@ -10,9 +10,11 @@ from recause.artifacts import atomic_path, write_json
 from recause.config import load_params
 from recause.layout import LAYOUT
 from recause.models.language.encoder import TextEncoder, embed_corpus, load_tokenizer, resolve_checkpoint, tokenize
+from recause.training.device import runtime
 from recause.training.faults import FaultInjector
+from recause.training.run import Timer
 from tasks._stage import run_stage
-from tasks._training import Timer, item_texts, runtime
+from tasks._training import item_texts
 
 FINETUNED = LAYOUT.finetuned_encoder
 OUTPUT = LAYOUT.embeddings

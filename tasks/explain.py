@@ -13,8 +13,8 @@ from recause.causal.explain import explain_top_k
 from recause.config import load_params
 from recause.layout import LAYOUT
 from recause.serving import load_served
+from recause.training.run import Timer
 from tasks._stage import run_stage
-from tasks._training import Timer
 
 OUTPUT = LAYOUT.explained_topk
 METRICS = LAYOUT.metrics_file("explain")

@@ -23,14 +23,18 @@ from recause.models.language.finetune import (
     hold_out_items,
     next_item_examples,
 )
+from recause.training.device import runtime
+from recause.training.digest import file_digest
+from recause.training.report import save_loss_plots
+from recause.training.run import plan_run
 from tasks._stage import run_stage
-from tasks._training import ITEMS, file_digest, item_texts, run_training, runtime, save_loss_plot
+from tasks._training import ITEMS, item_texts, stage_inputs, train_stage
 
 PRETRAINED = LAYOUT.pretrained
 TRAIN = LAYOUT.split_dir("cold_item") / "train.parquet"
 OUTPUT = LAYOUT.finetuned
 METRICS = LAYOUT.metrics_file("finetune")
-PLOT = LAYOUT.plot_dir("finetune") / "loss.png"
+PLOTS = LAYOUT.plot_dir("finetune")
 
 
 def main() -> None:
@@ -80,10 +84,9 @@ def main() -> None:
         ],
         weight_decay=train_params.weight_decay,
     )
-    depends_on = (encoder_params, file_digest(PRETRAINED, TRAIN, ITEMS))
-    run = run_training(
-        "finetune", objective, optimizer, train_params, len(examples.targets), depends_on, device, dtype, validator
-    )
+    depends_on = stage_inputs(encoder_params, file_digest(PRETRAINED, TRAIN, ITEMS))
+    plan = plan_run(train_params, len(examples.targets), depends_on, validator, name="finetune")
+    run = train_stage("finetune", plan, objective, optimizer, device, dtype)
     result, steps = run.result, run.steps
     heads, head_summary = model.heads(), {}
     if collaborative:
@@ -100,7 +103,7 @@ def main() -> None:
             tmp / "two_tower.json",
             {"temperature": train_params.temperature, "dim": dim, "retrieval_head": train_params.retrieval_head},
         )
-    save_loss_plot(result, PLOT, "finetune: two-tower sampled-softmax loss (logQ-corrected)")
+    save_loss_plots(PLOTS, {"loss.png": (result, "finetune: two-tower sampled-softmax loss (logQ-corrected)")})
     write_json(
         METRICS,
         {

@@ -19,12 +19,16 @@ from recause.models.language.encoder import (
     tokenize,
 )
 from recause.models.language.pretrain import SimCSEObjective, alignment_uniformity
+from recause.training.device import runtime
+from recause.training.digest import file_digest
+from recause.training.report import save_loss_plots
+from recause.training.run import plan_run
 from tasks._stage import run_stage
-from tasks._training import ITEMS, file_digest, item_texts, run_training, runtime, save_loss_plot
+from tasks._training import ITEMS, item_texts, stage_inputs, train_stage
 
 OUTPUT = LAYOUT.pretrained
 METRICS = LAYOUT.metrics_file("pretrain")
-PLOT = LAYOUT.plot_dir("pretrain") / "loss.png"
+PLOTS = LAYOUT.plot_dir("pretrain")
 
 
 def extra_passages(paths: tuple[str, ...]) -> list[str]:
@@ -68,13 +72,14 @@ def main() -> None:
     )  # fmt: skip
     trainable = [p for p in encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=train_params.learning_rate, weight_decay=train_params.weight_decay)
-    depends_on = (encoder_params, str(source), file_digest(ITEMS), len(texts))
-    run = run_training("pretrain", objective, optimizer, train_params, len(corpus), depends_on, device, dtype)
+    depends_on = stage_inputs(encoder_params, str(source), file_digest(ITEMS), len(texts))
+    plan = plan_run(train_params, len(corpus), depends_on, name="pretrain")
+    run = train_stage("pretrain", plan, objective, optimizer, device, dtype)
     after = alignment_uniformity(encoder, corpus, device)
 
     with atomic_path(OUTPUT) as tmp:
         encoder.save(tmp, tokenizer)
-    save_loss_plot(run.result, PLOT, f"pretrain: SimCSE{' + MLM' if objective.use_mlm else ''} loss")
+    save_loss_plots(PLOTS, {"loss.png": (run.result, f"pretrain: SimCSE{' + MLM' if objective.use_mlm else ''} loss")})
     write_json(
         METRICS,
         {

@@ -20,7 +20,7 @@ import recause.models.joint
 import recause.training
 from recause.artifacts import atomic_path, read_parquet, save_model, write_json, write_parquet
 from recause.config import load_params
-from recause.config.models import JointStageParams
+from recause.config.models import JOINT_VARIANTS, JointStageParams
 from recause.data.features import item_side_features, user_side_features
 from recause.data.matrix import IdIndex, interaction_matrix
 from recause.errors import InputDataError
@@ -28,9 +28,11 @@ from recause.layout import LAYOUT
 from recause.models.joint import JointModel, JointParams, joint_training
 from recause.serving import top_k_recommendations
 from recause.training.device import resolve_device, set_threads
+from recause.training.digest import file_digest
 from recause.training.loop import TrainResult
+from recause.training.report import save_loss_plots
 from tasks._stage import run_stage
-from tasks._training import ITEMS, file_digest, item_embeddings, run_training
+from tasks._training import ITEMS, item_embeddings, stage_inputs, train_stage
 
 PROCESSED_DIR = LAYOUT.processed
 SPLITS = {"main": PROCESSED_DIR, "cold_item": PROCESSED_DIR / "cold_item", "intervened": PROCESSED_DIR / "intervened"}
@@ -40,7 +42,7 @@ OUTPUT = LAYOUT.joint  # <split>/<model>.{safetensors,json}
 TOPK = LAYOUT.topk
 METRICS = LAYOUT.metrics_file("train_joint")
 PLOTS = LAYOUT.plot_dir("train_joint")
-MODEL_NAMES = ("joint", "joint_debiased")
+CODE = (recause.models.joint, recause.training)  # what a run's results depend on (with this module)
 
 
 @dataclass(frozen=True)
@@ -72,20 +74,6 @@ def read_split(directory: Path, items: IdIndex, users_table: pd.DataFrame | None
     return SplitData(users, matrices, side)
 
 
-def save_loss_plots(results: dict[str, TrainResult]) -> None:
-    import matplotlib.pyplot as plt
-
-    from recause.training.report import loss_figure
-
-    with atomic_path(PLOTS) as tmp:
-        tmp.mkdir(parents=True)
-        for run, result in results.items():
-            title = f"train_joint: {run} (loss per step, validation NDCG@10)"
-            figure = loss_figure(result.losses, title, validation=result.validation, best_step=result.best_step)
-            figure.savefig(tmp / f"{run}.png")
-            plt.close(figure)
-
-
 def main() -> None:
     params = load_params()
     stage = params.models.joint
@@ -100,22 +88,21 @@ def main() -> None:
     report: dict[str, dict] = {}
     fitted: dict[tuple[str, str], JointModel] = {}
     split_data: dict[str, SplitData] = {}
-    results: dict[str, TrainResult] = {}
+    plots: dict[str, tuple[TrainResult, str]] = {}  # file name -> (run, title)
     for split, directory in SPLITS.items():
         data = split_data[split] = read_split(directory, items, users_table, stage.use_side_features)
         train = data.matrices["train"]
-        for name in MODEL_NAMES:
+        for name in JOINT_VARIANTS:
             run_params = model_params(stage, name)
             training = joint_training(
                 train, run_params, item_text=text, user_features=data.user_side, item_features=item_side,
                 valid=data.matrices["valid"],
             )  # fmt: skip
-            depends_on = (file_digest(directory / "train.parquet", directory / "valid.parquet", *inputs), split)
-            run = run_training(
-                "train_joint", training.objective, training.optimizer, run_params, train.nnz, depends_on,
-                resolve_device(run_params.device), None, training.validate, validate_every=training.validate_every,
-                run_name=f"train_joint/{split}/{name}", code=(recause.models.joint, recause.training),
-            )  # fmt: skip
+            depends_on = stage_inputs(
+                file_digest(directory / "train.parquet", directory / "valid.parquet", *inputs), split, code=CODE
+            )
+            plan = training.plan(depends_on, name=f"train_joint/{split}/{name}")
+            run = train_stage("train_joint", plan, training.objective, training.optimizer, training.device)
             fitted[split, name] = training.finish(run.result, run.seconds)
             report.setdefault(split, {})[name] = {
                 "debias": run_params.debias,
@@ -124,7 +111,8 @@ def main() -> None:
                 "validation_ndcg@10": {str(step): round(score, 6) for step, score in run.result.validation},
                 "best_step": run.result.best_step,
             }
-            results[f"{split}_{name}"] = run.result
+            title = f"train_joint: {split}_{name} (loss per step, validation NDCG@10)"
+            plots[f"{split}_{name}.png"] = (run.result, title)
             best = max((s for _, s in run.result.validation), default=float("nan"))
             stopped = " (stopped early)" if run.result.stopped_early else ""
             print(
@@ -147,7 +135,7 @@ def main() -> None:
     topk = top_k_recommendations(served.score_users, main_split.users, items, seen, stage.top_k, warm)
     topk.insert(3, "title", titles.reindex(topk["item_id"]).fillna(topk["item_id"]).astype(str).to_numpy())
     write_parquet(topk, TOPK)
-    save_loss_plots(results)
+    save_loss_plots(PLOTS, plots)
     write_json(METRICS, {"served": stage.serve, "top_k": stage.top_k, "splits": report})
     print(f"train_joint: top-{stage.top_k} of {main_split.users.ids.size:,} users by {stage.serve} -> {TOPK}")
 

@@ -11,8 +11,8 @@ from recause.causal.uplift import fit_accuracy, fit_uplift
 from recause.config import load_params
 from recause.evaluation.causal_metrics import causal_precision_at_k, cdcg
 from recause.layout import LAYOUT
+from recause.training.run import Timer
 from tasks._stage import run_stage
-from tasks._training import Timer
 
 INTERACTIONS = LAYOUT.interactions
 METRICS = LAYOUT.metrics_file("uplift")

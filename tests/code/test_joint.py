@@ -24,7 +24,7 @@ from recause.models.joint import train as train_module
 from recause.models.joint.adaptors import whitening
 from recause.models.joint.network import JointNet
 from recause.models.joint.objective import PositiveStream
-from recause.training.loop import CheckpointDir, TrainResult, train
+from recause.training.loop import CheckpointDir, TrainResult
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -248,6 +248,28 @@ def test_positive_stream_visits_every_positive_once_per_epoch_and_depends_on_the
     np.testing.assert_array_equal(stream.positions(9), stream.permutation(2)[700:1000])
 
 
+def test_validation_ranks_unseen_items_with_the_shared_evaluation_and_ties_go_to_the_lower_item() -> None:
+    # 3 users x 14 items; user 0 saw items 0-1, all scores tie: its top 10 are items 2..11 (lowest index first)
+    train = sp.csr_matrix(([1.0] * 3, ([0, 0, 1], [0, 1, 13])), shape=(3, 14))
+    valid = sp.csr_matrix(([1.0] * 4, ([0, 0, 1, 2], [11, 12, 0, 5])), shape=(3, 14))
+
+    def scores(rows: np.ndarray) -> np.ndarray:  # user 1 prefers item 13 (seen) then item 0; user 2 ties
+        values = np.zeros((len(rows), 14), dtype=np.float32)
+        values[rows == 1, 13], values[rows == 1, 0] = 2.0, 1.0
+        return values
+
+    users = np.array([0, 1, 2])
+    # user 0: item 11 at rank 10 (item 12 falls off the cut); user 1: item 0 at rank 1; user 2: item 5 at rank 6
+    expected = np.mean([(1 / np.log2(11)) / (1 + 1 / np.log2(3)), 1.0, 1 / np.log2(7)])
+    assert train_module.validation_ndcg(scores, train, valid, users) == pytest.approx(expected, abs=1e-12)
+    assert train_module.validation_ndcg(scores, train, valid, users[1:2]) == 1.0  # only the users asked for
+
+
+def test_the_model_is_fitted_by_train_joint_which_builds_on_it() -> None:
+    with pytest.raises(NotImplementedError, match="train_joint"):
+        JointModel().fit(sp.csr_matrix((2, 3)))
+
+
 def test_validation_keeps_the_best_step(data: Topics) -> None:
     valid = data.held_out.multiply(sp.csr_matrix(~data.cold[None, :])).tocsr()
     model = train_joint(data.train, params(epochs=4, validate_every=4, patience=2), valid=valid, progress=False)
@@ -278,9 +300,10 @@ def test_resumed_joint_run_ends_where_the_uninterrupted_run_ends(data: Topics, t
             if step == crash_at:
                 raise RuntimeError(f"killed at step {step}")
 
-        result = train(run.objective, run.optimizer, run.loop_config("joint-test"), CheckpointDir(directory),
-                       run.device, before_forward=hook, log=lambda message: None, validate=run.validate)  # fmt: skip
-        return run.finish(result, 0.0), result
+        plan = run.plan(("joint-test",), show_progress=False)
+        trained = plan.train(run.objective, run.optimizer, run.device, checkpoints=CheckpointDir(directory),
+                             faults=hook, log=lambda message: None)  # fmt: skip
+        return run.finish(trained.result, 0.0), trained.result
 
     reference, full = go(tmp_path / "a")
     assert len(full.losses) == 12 and [step for step, _ in full.validation] == [3, 6, 9, 12]

@@ -424,3 +424,75 @@ def test_without_a_checkpoint_folder_nothing_is_written_and_the_run_is_the_same(
     assert result.losses == reference.losses and result.resumed_from == 0
     assert_same_state(in_memory.module, with_checkpoints.module)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+# --- the one run builder: step count, loop settings, fingerprint -------------------------------
+
+
+def test_planned_steps_rounds_the_examples_once_at_least_one_step_and_caps_at_max_steps() -> None:
+    from recause.config.joint import JointParams
+    from recause.config.language import FinetuneParams, PretrainParams
+    from recause.training.run import planned_steps
+
+    # ceil(n * epochs / batch_size); 3 * 0.1 epochs of 10 examples are 3 examples (not 4 from 0.30000000000000004)
+    assert planned_steps(10, PretrainParams(epochs=0.1 * 3, batch_size=3)) == 1
+    assert planned_steps(1682, PretrainParams(epochs=1.0, batch_size=64)) == 27  # ceil(26.28)
+    assert planned_steps(1, PretrainParams(epochs=0.01, batch_size=64)) == 1  # never zero steps
+    assert planned_steps(58_000, FinetuneParams()) == 150  # finetune's default cap
+    # the language-model and joint params count alike (one count, whatever the params' class)
+    for n, epochs, batch_size in ((1000, 1.0, 64), (79_619, 20.0, 2048), (3591, 3.0, 256), (777, 2.5, 100)):
+        joint = planned_steps(n, JointParams(epochs=epochs, batch_size=batch_size))
+        language = planned_steps(n, PretrainParams(epochs=epochs, batch_size=batch_size))
+        assert joint == language == -(-n * int(epochs * 2) // (batch_size * 2))  # exact integer ceil
+
+
+def test_plan_run_builds_the_loop_settings_and_fingerprints_what_the_run_depends_on() -> None:
+    from recause.config.language import FinetuneParams, PretrainParams
+    from recause.training.run import plan_run
+
+    params = FinetuneParams(max_steps=40, batch_size=16, micro_batch_size=4, validate_every=7, checkpoint_every=5)
+    validated = plan_run(params, 1000, ("inputs-a",), validate=lambda: 0.0, name="finetune", show_progress=False)
+    assert validated.steps == validated.config.total_steps == 40 and validated.name == "finetune"
+    assert (validated.config.batch_size, validated.config.micro_batch_size) == (16, 4)
+    assert (validated.config.checkpoint_every, validated.config.validate_every) == (5, 7)
+    # a caller's own interval wins; without a validation callback there is no validation at all
+    assert plan_run(params, 1000, validate=lambda: 0.0, validate_every=3).config.validate_every == 3
+    unvalidated = plan_run(params, 1000, ("inputs-a",))
+    assert unvalidated.config.validate_every is None and unvalidated.config.patience is None
+    assert plan_run(PretrainParams(batch_size=16), 100).config.micro_batch_size == 16  # null: the whole batch
+    # the fingerprint follows the params and the inputs, nothing else
+    assert unvalidated.config.fingerprint == validated.config.fingerprint
+    assert plan_run(params, 1000, ("inputs-b",)).config.fingerprint != validated.config.fingerprint
+    assert plan_run(params.model_copy(update={"seed": 1}), 1000, ("inputs-a",)).config.fingerprint != (
+        validated.config.fingerprint
+    )
+
+
+def test_a_planned_run_trains_its_steps_with_its_validation_and_reports_them(tmp_path: Path) -> None:
+    from recause.config.language import FinetuneParams
+    from recause.training.run import plan_run
+
+    objective = TinyRegression(init_seed=0)
+    scores = iter([0.2, 0.6, 0.4])
+    params = FinetuneParams(epochs=1.0, max_steps=None, batch_size=8, validate_every=2, checkpoint_every=3, seed=11)
+    plan = plan_run(params, 48, validate=lambda: next(scores), show_progress=False)  # 48 examples: 6 steps
+    optimizer = torch.optim.AdamW(objective.module.parameters(), lr=0.01)
+    run = plan.train(objective, optimizer, CPU, checkpoints=CheckpointDir(tmp_path), log=lambda m: None)
+    assert run.steps == 6 and len(run.result.losses) == 6 and sorted(objective.rows_seen) == list(range(6))
+    assert run.result.validation == [(2, 0.2), (4, 0.6), (6, 0.4)] and run.result.best_step == 4
+    metrics = run.metrics()
+    assert metrics["steps"] == 6 and metrics["resumed_from_step"] == 0 and metrics["micro_batch_size"] == 8
+    assert metrics["loss_first"] == pytest.approx(np.mean(run.result.losses))
+    assert json.loads((tmp_path / "progress.json").read_text())["fingerprint"] == plan.config.fingerprint
+
+
+def test_save_loss_plots_replaces_the_folder_with_one_png_per_run(tmp_path: Path) -> None:
+    from recause.training.report import save_loss_plots
+
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "stale.png").write_bytes(b"old")  # from an earlier run with other names
+    result = TrainResult(losses=[3.0, 2.0, 1.5], validation=[(2, 0.1), (3, 0.2)], best_step=3)
+    save_loss_plots(folder, {"a.png": (result, "run a"), "b.png": (result, "run b")})
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"]
+    assert (folder / "a.png").read_bytes()[:4] == b"\x89PNG"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
+from recause.config.language import EncoderParams
 from recause.errors import ParamsError
 
 
@@ -46,3 +47,12 @@ def is_out_of_memory(error: BaseException) -> bool:
 def set_threads(threads: int | None) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+def runtime(encoder: EncoderParams, log: Callable[[str], None] = print) -> tuple[torch.device, torch.dtype | None]:
+    """Apply the encoder's thread count; its device and autocast dtype (logged, so a run says where it ran)."""
+    set_threads(encoder.threads)
+    device = resolve_device(encoder.device)
+    dtype = autocast_dtype(device, encoder.precision)
+    log(f"device: {device}{'' if dtype is None else f' (autocast {dtype})'}, threads {torch.get_num_threads()}")
+    return device, dtype

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import numpy as np
+
+from recause.artifacts import atomic_path
+from recause.training.loop import TrainResult
 
 
 def loss_figure(  # noqa: ANN201 (matplotlib Figure)
@@ -44,3 +50,15 @@ def loss_figure(  # noqa: ANN201 (matplotlib Figure)
     legend_axis.legend(handles, labels, loc="lower left", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     return fig
+
+
+def save_loss_plots(directory: Path, runs: Mapping[str, tuple[TrainResult, str]]) -> None:
+    """Replace ``directory`` (at once) by one PNG per run: file name -> (the run's result, the figure's title)."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(directory) as tmp:
+        tmp.mkdir(parents=True)
+        for name, (result, title) in runs.items():
+            figure = loss_figure(result.losses, title, validation=result.validation, best_step=result.best_step)
+            figure.savefig(tmp / name)
+            plt.close(figure)

@@ -12,6 +12,9 @@ for every history: no user is matched or looked up, and users training never saw
 through the item vectors, content included). An empty
 history gets the zero vector: the ranking falls back to the item biases, the model's popularity
 prior. User side features do not enter a folded-in vector (only the exported vectors are kept).
+
+This module holds only the fitted model: ``train.py`` builds it (``train_joint``), and imports run that
+one way (import-linter's contract in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -51,15 +54,8 @@ def canonical(matrix: sp.spmatrix) -> sp.csr_matrix:
 class JointModel(Recommender):
     name = "joint"
 
-    def __init__(
-        self,
-        params: JointParams | None = None,
-        item_text: np.ndarray | None = None,
-        user_features: np.ndarray | None = None,
-        item_features: np.ndarray | None = None,
-    ) -> None:
+    def __init__(self, params: JointParams | None = None) -> None:
         self.params = params or JointParams()
-        self.side_inputs = {"item_text": item_text, "user_features": user_features, "item_features": item_features}
         self.state: dict[str, np.ndarray] | None = None
         self.stats: TrainStats | None = None
 
@@ -71,11 +67,10 @@ class JointModel(Recommender):
         return model
 
     def fit(self, train: sp.csr_matrix) -> Self:
-        from recause.models.joint.train import train_joint  # train builds models: import here, not at the top
-
-        fitted = train_joint(train, self.params, progress=False, **self.side_inputs)
-        self.state, self.stats = fitted.state, fitted.stats
-        return self
+        """Not here: training needs the side inputs and validation, and builds on this module, not the reverse."""
+        raise NotImplementedError(
+            "JointModel is fitted by recause.models.joint.train_joint(train, params, item_text=..., valid=...)"
+        )
 
     @property
     def n_items(self) -> int:

@@ -4,11 +4,13 @@
 the objective (``objective.py``: a seeded stream of positives, the step's negatives, the debiased
 loss), one optimizer over both kinds of parameters (SparseAdam for the ID tables, so a step costs
 what its batch touches; Adam for the dense layers), the number of steps and, with ``valid``, a
-validation callback (NDCG@10 on a seeded sample of validation users, every ``validate_every``
-steps, default once per epoch). The loop then trains it, with or without checkpoints (a DVC stage
-gets resume, fault injection and out-of-memory handling exactly like the language-model stages),
-keeps the best-validated weights and stops after ``patience`` validations without improvement;
-``finish`` exports the towers into a ``JointModel``. ``train_joint`` is all three, in memory.
+validation callback (NDCG@10 by ``recause.evaluation`` on a seeded sample of validation users,
+every ``validate_every`` steps, default once per epoch). ``JointTraining.plan`` gives the run's loop
+settings (``recause.training.run.plan_run``, the one builder every training run uses); the loop then
+trains it, with or without checkpoints (a DVC stage gets resume, fault injection and out-of-memory
+handling exactly like the language-model stages), keeps the best-validated weights and stops after
+``patience`` validations without improvement; ``finish`` exports the towers into a ``JointModel``.
+``train_joint`` is all three, in memory. This module builds on ``model.py``, never the reverse.
 
 Nothing is materialised per user x item during training, and there is no per-row Python loop: an
 epoch is ceil(nnz / batch_size) steps of fixed cost. On CPU the same seed gives the same model,
@@ -19,10 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,28 +32,20 @@ import torch
 
 from recause.config.joint import JointParams
 from recause.evaluation.metrics import ndcg
+from recause.evaluation.ranking import relevance, top_k
 from recause.models.joint.debias import bias_prior, imputation_factors
 from recause.models.joint.model import JointModel, TrainStats, canonical
 from recause.models.joint.network import JointNet
 from recause.models.joint.objective import JointObjective
 from recause.models.joint.propensity import positive_propensities
-from recause.training import loop
 from recause.training.device import resolve_device, set_threads
-from recause.training.loop import LoopConfig, TrainResult
+from recause.training.loop import TrainResult
+from recause.training.run import RunPlan, plan_run, planned_examples, planned_steps
 
 VALIDATION_K = 10
 VALIDATION_CHUNK = 512  # users scored at once when validating
 
-
-def planned_examples(nnz: int, epochs: float) -> int:
-    """Positives a run visits: ceil(nnz * epochs)."""
-    return math.ceil(round(nnz * epochs, 6))  # round: 3 * 0.1 epochs of 10 positives is 3, not 4
-
-
-def planned_steps(nnz: int, params: JointParams) -> int:
-    """Optimizer steps of a run: ceil(nnz * epochs / batch_size), capped by ``max_steps``."""
-    steps = math.ceil(planned_examples(nnz, params.epochs) / params.batch_size)
-    return steps if params.max_steps is None else min(steps, params.max_steps)
+UserScores = Callable[[np.ndarray], np.ndarray]  # user rows -> (len(rows), n_items) scores
 
 
 @contextlib.contextmanager
@@ -65,18 +59,20 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def validation_ndcg(model: JointModel, train: sp.csr_matrix, valid: sp.csr_matrix, users: np.ndarray) -> float:
-    """Mean NDCG@10 of ``users`` on ``valid``, ranking every item not in their train rows."""
+def validation_ndcg(score_users: UserScores, train: sp.csr_matrix, valid: sp.csr_matrix, users: np.ndarray) -> float:
+    """Mean NDCG@10 of ``users`` on ``valid``, ranking every item not in their train rows.
+
+    Ranked by ``recause.evaluation`` (``top_k``: train rows excluded, equal scores to the lower item index,
+    an order ``torch.topk``, used here before, left unspecified).
+    The mean is numpy's over the users in order, as it always was here (``evaluate_ranking``'s exactly
+    rounded sum can differ in the last bit, and a validation score decides the kept step).
+    """
     values = []
     for start in range(0, len(users), VALIDATION_CHUNK):
         rows = users[start : start + VALIDATION_CHUNK]
-        scores = torch.from_numpy(model.score_users(rows))
-        seen = train[rows].tocoo()
-        scores[seen.row, seen.col] = float("-inf")
-        top = torch.topk(scores, min(VALIDATION_K, scores.shape[1]), dim=1).indices.numpy()
+        top = top_k(score_users(rows), VALIDATION_K, excluded=train[rows].toarray() > 0)
         truth = valid[rows]
-        hits = np.asarray(truth[np.repeat(np.arange(len(rows)), top.shape[1]), top.ravel()]).reshape(top.shape) > 0
-        values.append(ndcg(hits, np.asarray(truth.sum(axis=1)).ravel(), VALIDATION_K))
+        values.append(ndcg(relevance(top, truth), np.asarray(truth.sum(axis=1)).ravel(), VALIDATION_K))
     return float(np.concatenate(values).mean()) if values else 0.0
 
 
@@ -125,10 +121,11 @@ class JointOptimizer:
 
 @dataclass
 class JointTraining:
-    """A prepared run: hand ``objective``, ``optimizer`` and ``loop_config()`` to the loop, then ``finish``."""
+    """A prepared run: train ``objective`` and ``optimizer`` under ``plan()``, then ``finish``."""
 
     objective: JointObjective
     optimizer: JointOptimizer
+    n_examples: int  # positives in train
     total_steps: int
     validate: Callable[[], float] | None
     validate_every: int
@@ -136,18 +133,10 @@ class JointTraining:
     params: JointParams
     item_counts: np.ndarray
 
-    def loop_config(self, fingerprint: str = "joint") -> LoopConfig:
-        """The loop settings of this run (``fingerprint``: what a checkpoint must match to be resumed)."""
-        params = self.params
-        return LoopConfig(
-            total_steps=self.total_steps,
-            batch_size=params.batch_size,
-            micro_batch_size=params.micro_batch_size or params.batch_size,
-            seed=params.seed,
-            checkpoint_every=params.checkpoint_every,
-            fingerprint=fingerprint,
-            validate_every=self.validate_every if self.validate is not None else None,
-            patience=params.patience if self.validate is not None else None,
+    def plan(self, depends_on: tuple[Any, ...] = (), name: str = "train_joint", show_progress: bool = True) -> RunPlan:
+        """The run's loop settings (``depends_on``: what a checkpoint must match to be resumed, with the params)."""
+        return plan_run(
+            self.params, self.n_examples, depends_on, self.validate, self.validate_every, name, show_progress
         )
 
     def snapshot(self) -> JointModel:
@@ -220,7 +209,7 @@ def joint_training(
     net = build_net(
         n_users, item_counts, params, side, device, bias_prior(item_counts, weight_sums, params.propensity_clip)
     )
-    total_steps = planned_steps(len(users_of), params)
+    total_steps = planned_steps(len(users_of), params)  # what ``plan`` counts too
     total_examples = min(planned_examples(len(users_of), params.epochs), total_steps * params.batch_size)
     objective = JointObjective(
         net, params, users_of, items_of, n_users, item_counts, total_examples, device, weights, imputation
@@ -228,6 +217,7 @@ def joint_training(
     run = JointTraining(
         objective=objective,
         optimizer=JointOptimizer(net, params.learning_rate, params.weight_decay),
+        n_examples=len(users_of),
         total_steps=total_steps,
         validate=None,
         validate_every=params.validate_every or math.ceil(len(users_of) / params.batch_size),  # default: per epoch
@@ -238,16 +228,8 @@ def joint_training(
     if valid is not None:
         checked = validation_users(valid, params.validate_users, params.seed)
         valid = sp.csr_matrix(valid)
-        run.validate = lambda: validation_ndcg(run.snapshot(), train, valid, checked)
+        run.validate = lambda: validation_ndcg(run.snapshot().score_users, train, valid, checked)
     return run
-
-
-def _progress_bar(total: int) -> Callable[[Iterable[int], int], Iterable[int]]:
-    from tqdm import tqdm
-
-    return lambda steps, start: tqdm(
-        steps, total=total, initial=start, desc="train_joint", unit="step", file=sys.stderr
-    )
 
 
 def train_joint(
@@ -263,9 +245,6 @@ def train_joint(
     started = time.perf_counter()
     with torch_threads(params.threads):
         run = joint_training(train, params, item_text, user_features, item_features, valid)
-        result = loop.train(  # `train` is the matrix here
-            run.objective, run.optimizer, run.loop_config(), None, run.device,
-            progress=_progress_bar(run.total_steps) if progress else lambda steps, start: steps,
-            log=print if progress else lambda message: None, validate=run.validate,
-        )  # fmt: skip
-        return run.finish(result, time.perf_counter() - started)
+        plan = run.plan(show_progress=progress)
+        trained = plan.train(run.objective, run.optimizer, run.device, log=print if progress else lambda message: None)
+        return run.finish(trained.result, time.perf_counter() - started)
