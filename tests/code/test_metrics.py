@@ -264,3 +264,23 @@ def test_new_measures_are_bit_identical_whatever_order_users_come_in() -> None:
         score, history[order], history[order], truth[order], [5, 10], ALL, batch_users=37, **extra
     )
     assert first == permuted
+
+
+def test_top_k_equals_a_stable_full_sort_cut_at_k_on_tied_excluded_and_restricted_scores() -> None:
+    """The partition shortcut must rank exactly as sorting everything would, ties (lower item first) included."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n_users, n_items = int(rng.integers(1, 20)), int(rng.integers(1, 40))
+        scores = rng.integers(0, int(rng.integers(1, 5)), size=(n_users, n_items)).astype(float)  # many ties
+        excluded = rng.random((n_users, n_items)) < 0.4
+        candidates = rng.random(n_items) < 0.7
+        priority = rng.permutation(n_items)
+        k = int(rng.integers(1, n_items + 3))
+        masked = np.where(excluded | ~candidates, -np.inf, scores)[:, priority.argsort(kind="stable")]
+        best = np.argsort(-masked, axis=1, kind="stable")[:, : min(k, n_items)]
+        expected = np.where(np.take_along_axis(masked, best, axis=1) == -np.inf, -1, priority.argsort()[best])
+        assert (top_k(scores, k, excluded, candidates, priority) == expected).all()
+        unprioritised = np.where(excluded, -np.inf, scores)
+        best = np.argsort(-unprioritised, axis=1, kind="stable")[:, : min(k, n_items)]
+        expected = np.where(np.take_along_axis(unprioritised, best, axis=1) == -np.inf, -1, best)
+        assert (top_k(scores, k, excluded) == expected).all()

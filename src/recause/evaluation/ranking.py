@@ -41,13 +41,37 @@ def top_k(
         masked[excluded] = -np.inf
     if candidates is not None:
         masked[:, ~candidates] = -np.inf
-    order = np.arange(n_items) if priority is None else np.argsort(priority, kind="stable")
-    permuted = masked[:, order]
     k = min(k, n_items)
-    best = np.argsort(-permuted, axis=1, kind="stable")[:, :k]
-    items = order[best]
+    if priority is None:
+        permuted, best = masked, _best_first(masked, k)
+        items = best.copy()
+    else:
+        order = np.argsort(priority, kind="stable")
+        permuted = masked[:, order]
+        best = _best_first(permuted, k)
+        items = order[best]
     items[np.take_along_axis(permuted, best, axis=1) == -np.inf] = -1
     return items
+
+
+def _best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """Columns of the k highest scores per row, highest first, equal scores by column (lower first).
+
+    The same result as a stable full argsort cut at k, in linear time per row: a partition finds each
+    row's k-th best score; every score above it is in, and of the scores equal to it, the lowest columns
+    fill the remaining places. Only those k are then sorted (benchmarks/top_k.py measures it against the full sort).
+    """
+    n_rows, n_columns = scores.shape
+    if k == n_columns:
+        return np.argsort(-scores, axis=1, kind="stable")
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    above = scores > kth
+    tied = scores == kth
+    places_left = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= places_left))
+    columns = np.nonzero(chosen)[1].reshape(n_rows, k)  # ascending columns within each row
+    ranked = np.argsort(-np.take_along_axis(scores, columns, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(columns, ranked, axis=1)
 
 
 def relevance(top_items: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:

@@ -24,6 +24,7 @@ from recause.artifacts import load_model
 from recause.config import Params, parse_section
 from recause.config.base import StrictModel
 from recause.config.models import JOINT_VARIANTS
+from recause.layout import LAYOUT
 from recause.models.base import Recommender
 
 BASELINES_PACKAGE = "recause.models.baselines"
@@ -105,7 +106,7 @@ def baseline_types() -> dict[str, type[Recommender]]:
 
 
 def baselines_params(
-    knobs: Mapping[str, Mapping[str, Any]] | None, source: str = "params.yaml"
+    knobs: Mapping[str, Mapping[str, Any]] | None, source: str = str(LAYOUT.params)
 ) -> dict[str, StrictModel]:
     """The ``models.baselines`` section checked against every baseline's params class, defaults filled in.
 
@@ -119,7 +120,7 @@ def baselines_params(
     return {name: getattr(section, name) for name in entries}
 
 
-def with_baseline_defaults(params: Params, source: str = "params.yaml") -> Params:
+def with_baseline_defaults(params: Params, source: str = str(LAYOUT.params)) -> Params:
     """``params`` with ``models.baselines`` checked against every baseline's knobs and their defaults filled in:
     the effective values (`recause params`), and the check the CLI runs before anything is written or run."""
     knobs = {name: p.model_dump(mode="json") for name, p in baselines_params(params.models.baselines, source).items()}
