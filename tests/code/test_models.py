@@ -19,7 +19,7 @@ from recause.config import parse_params
 from recause.config.base import StrictModel
 from recause.errors import ParamsError
 from recause.layout import LAYOUT
-from recause.models.base import Recommender, require_fitted
+from recause.models.base import Recommender
 from recause.models.baselines.ease import EASE, EASEParams
 from recause.models.baselines.itemknn import ItemKNN, ItemKNNParams
 from recause.models.baselines.pop import Pop
@@ -157,26 +157,19 @@ class ShiftParams(StrictModel):
     shift: float = Field(default=1.0, gt=0.0)
 
 
-class Shifted(Recommender):
+class Shifted(Pop):
     """A throwaway baseline: popularity plus a constant, enough to tell that its knob reached it."""
 
     name = "shifted"
 
     def __init__(self, params: ShiftParams | None = None) -> None:
+        super().__init__()
         self.params = params or ShiftParams()
-        self.counts: np.ndarray | None = None
 
     def fit(self, train: sp.csr_matrix) -> Self:
-        self.counts = np.asarray(train.sum(axis=0), dtype=np.float32).ravel() + self.params.shift
+        super().fit(train)
+        self.counts = self.counts + self.params.shift
         return self
-
-    def score(self, history: sp.csr_matrix) -> np.ndarray:
-        require_fitted(self.counts, self.name)
-        return np.broadcast_to(self.counts, (history.shape[0], len(self.counts))).copy()
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        require_fitted(self.counts, self.name)
-        return {"counts": self.counts}
 
     def config(self) -> dict[str, Any]:
         return self.params.model_dump()
