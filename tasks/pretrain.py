@@ -64,7 +64,7 @@ def main() -> None:
     torch.manual_seed(train_params.seed)
     encoder = TextEncoder.load(source, encoder_params.pooling, encoder_params.normalize, with_mlm_head=with_head)
     encoder.to(device).train_top_layers(train_params.trainable_layers)
-    before = alignment_uniformity(encoder, corpus, device)
+    before = alignment_uniformity(encoder, corpus, device, train_params.quality_sample)
 
     objective = SimCSEObjective(
         encoder, corpus, device, train_params.batch_size, train_params.seed, train_params.temperature,
@@ -75,7 +75,7 @@ def main() -> None:
     depends_on = stage_inputs(encoder_params, str(source), file_digest(ITEMS), len(texts))
     plan = plan_run(train_params, len(corpus), depends_on, name="pretrain")
     run = train_stage("pretrain", plan, objective, optimizer, device, dtype)
-    after = alignment_uniformity(encoder, corpus, device)
+    after = alignment_uniformity(encoder, corpus, device, train_params.quality_sample)
 
     with atomic_path(OUTPUT) as tmp:
         encoder.save(tmp, tokenizer)

@@ -84,7 +84,9 @@ def test_fingerprint_changes_with_a_new_file_but_not_with_tool_files(tmp_path: P
 
 def test_run_settings_write_profile_overrides_and_seed_into_params(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text("split:\n  seed: 1  # the split's seed\nmodels:\n  baselines:\n    ease:\n      reg_weight: 250.0\n")
+    params.write_text(
+        "split:\n  seed: 1  # the split's seed\nmodels:\n  baselines:\n    ease:\n      reg_weight: 250.0\n"
+    )
     profile = tmp_path / "tiny.yaml"
     profile.write_text("models:\n  baselines:\n    ease:\n      reg_weight: 10.0\n")
     assert apply_params_updates(params, profile, ["models.baselines.itemknn.k=5"], seed=7)

@@ -127,7 +127,6 @@ def default_params_mapping() -> dict[str, Any]:
     return Params().model_dump(mode="json", by_alias=True)
 
 
-
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate a params file (a missing file is an error: run from the project root)."""
     if not path.exists():

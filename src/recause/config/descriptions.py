@@ -88,6 +88,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PretrainParams.trainable_layers": "Top transformer layers trained (None: all).",
     "PretrainParams.checkpoint_every": "Optimizer steps between resumable checkpoints.",
     "PretrainParams.extra_text": "Extra text files (one passage per line).",
+    "PretrainParams.quality_sample": "Texts (seeded) on which alignment and uniformity are measured before and after.",
     "PretrainParams.mlm_weight": "Weight of the MLM loss (checkpoints with a head).",
     "CollaborativeHeadParams.gammas": "RBF sharpness on the sphere: larger is more local.",
     "CollaborativeHeadParams.regs": "Kernel ridge strengths: larger is smoother.",

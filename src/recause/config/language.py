@@ -55,6 +55,7 @@ class PretrainParams(TrainingParams):
     extra_text: tuple[str, ...] = ()
     mlm_weight: float = Field(default=0.1, ge=0.0)
     mlm_probability: float = Field(default=0.15, gt=0.0, lt=1.0)
+    quality_sample: int = Field(default=512, ge=2)
 
 
 class CollaborativeHeadParams(StrictModel):
