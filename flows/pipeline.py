@@ -14,8 +14,8 @@ from prefect.states import Failed, State
 from recause.config import apply_params_updates, load_params
 from recause.evaluation.report import nested_rows
 from recause.layout import LAYOUT
-from recause.orchestration import execution_order, pipeline_graph, retry_policy
-from recause.workspace import StageFailed, repro_stage, workspace_lock
+from recause.orchestration import StatusTracker, execution_order, pipeline_graph, retry_policy
+from recause.workspace import StageFailed, repro_stage, up_to_date_stages, workspace_lock
 
 
 def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback signature
@@ -25,13 +25,18 @@ def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect
 
 
 @task(name="dvc-stage")
-def run_dvc_stage(root: str, stage: str, force: bool) -> str | State:
+def run_dvc_stage(root: str, stage: str, force: bool, up_to_date: bool = False) -> str | State:
     """`dvc repro --single-item STAGE`; returns 'ran' or 'skipped'.
 
+    ``up_to_date``: a `dvc status` taken since the last of the stages it depends on ran found it
+    unchanged, so it is skipped without starting DVC (the task run still shows it).
     A failing stage becomes a Failed state carrying its one-line reason (no traceback: the stage
     already said what is wrong); `retry_if_transient` reads it to decide whether to retry.
     """
     logger = get_run_logger()
+    if up_to_date and not force:
+        logger.info(f"Stage '{stage}' is up to date (dvc status), skipping")
+        return "skipped"
     try:
         return "ran" if repro_stage(Path(root), stage, force, logger.info) else "skipped"
     except StageFailed as error:
@@ -63,12 +68,15 @@ def run_stages(root: Path, graph: nx.DiGraph, order: list[str], forced: set[str]
     """Run ``order`` (stages of ``graph``) as one Prefect task each, with the retry policy of its tag;
     stop at a failure.
 
-    The caller holds the workspace lock. Reports and metrics tables are published as they appear.
+    The caller holds the workspace lock. Reports and metrics tables are published as they appear. A
+    `dvc status` up front spares the stages it finds unchanged a `dvc repro` of their own (seconds each;
+    see ``StatusTracker``).
     """
     logger = get_run_logger()
     params = load_params(LAYOUT.under(root).params)
     outcomes: dict[str, str] = {}
     started = time.perf_counter()
+    status = StatusTracker(graph, forced, lambda: up_to_date_stages(root))
     for stage in order:
         policy = retry_policy(graph.nodes[stage]["tags"], params.orchestration.retries)
         stage_task = run_dvc_stage.with_options(
@@ -77,7 +85,7 @@ def run_stages(root: Path, graph: nx.DiGraph, order: list[str], forced: set[str]
             retry_delay_seconds=policy.retry_delay_s,
             retry_condition_fn=retry_if_transient,
         )
-        state = stage_task(str(root), stage, stage in forced, return_state=True)
+        state = stage_task(str(root), stage, stage in forced, status.up_to_date(stage), return_state=True)
         report = graph.nodes[stage]["report"]
         if report and not (state.is_completed() and state.result() == "skipped"):
             publish_stage_report(str(root), stage, report)
@@ -85,6 +93,8 @@ def run_stages(root: Path, graph: nx.DiGraph, order: list[str], forced: set[str]
             logger.error(state.message)
             return Failed(message=state.message, data=state.data)
         outcomes[stage] = state.result()
+        if outcomes[stage] == "ran":
+            status.ran(stage)
         if graph.nodes[stage]["table"]:
             publish_metrics_table(str(root), stage, graph.nodes[stage]["table"])
     ran = [s for s, outcome in outcomes.items() if outcome == "ran"]

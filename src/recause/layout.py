@@ -51,6 +51,7 @@ class Layout:
     metrics: Path = Path("metrics")
     plots: Path = Path("metrics/plots")
     reports: Path = Path("reports")
+    dvc_dir: Path = Path(".dvc")  # DVC's own folder: a workspace without it has not been `dvc init`-ed
     # the workspace's own state (git-ignored)
     state: Path = Path(".recause")
     workspace_lock: Path = Path(".recause/workspace.lock")

@@ -8,6 +8,7 @@ retry policy of its tags.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
@@ -92,3 +93,30 @@ def retry_policy(tags: tuple[str, ...], policies: dict[str, RetryPolicy]) -> Ret
         if tag in policies:
             return policies[tag]
     return policies["default"]
+
+
+class StatusTracker:
+    """The stages a flow may skip without starting DVC: those `dvc status` found unchanged, as long as no
+    stage they depend on has run since that status was taken.
+
+    When one has, the status is taken again, once for every stage after it: what ran may have left its
+    outputs as they were (a resumed run, a forced one), and then DVC need not be started for the rest.
+    A run where everything is stale takes the status once.
+    """
+
+    def __init__(self, graph: nx.DiGraph, forced: set[str], status: Callable[[], set[str]]) -> None:
+        self.graph, self.forced, self.status = graph, forced, status
+        self.unchanged = status() - forced
+        self.ran_since: set[str] = set()
+        self.taken = 1
+
+    def up_to_date(self, stage: str) -> bool:
+        """Whether ``stage`` is known to be up to date now (False: let `dvc repro` decide)."""
+        if stage in self.unchanged and self.ran_since & nx.ancestors(self.graph, stage):
+            self.unchanged, self.ran_since = self.status() - self.forced, set()
+            self.taken += 1
+        return stage in self.unchanged
+
+    def ran(self, stage: str) -> None:
+        """``stage`` ran (DVC found it stale and re-ran it)."""
+        self.ran_since.add(stage)

@@ -15,8 +15,8 @@ import pytest
 
 from recause.config import RetryPolicy
 from recause.errors import ParamsError
-from recause.orchestration import execution_order, pipeline_graph, retry_policy, stage_names
-from recause.workspace import StageFailed, workspace_lock
+from recause.orchestration import StatusTracker, execution_order, pipeline_graph, retry_policy, stage_names
+from recause.workspace import StageFailed, up_to_date_stages, workspace_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,3 +153,59 @@ def test_a_second_holder_of_the_workspace_lock_waits_and_says_so(tmp_path: Path)
     with workspace_lock(tmp_path, messages.append):  # released: the next run takes it at once
         pass
     assert len(messages) == 2
+
+
+def test_up_to_date_stages_are_those_dvc_status_finds_unchanged(tmp_path: Path) -> None:
+    dvc = str(Path(sys.executable).parent / "dvc")
+    assert up_to_date_stages(tmp_path) == set()  # not a DVC repository: every stage goes through `dvc repro`
+    _dvc_yaml(
+        tmp_path,
+        """
+        stages:
+          copy:
+            cmd: cp source.txt copied.txt
+            deps: [source.txt]
+            outs: [copied.txt]
+          count:
+            cmd: wc -c copied.txt > count.txt
+            deps: [copied.txt]
+            outs: [count.txt]
+        """,
+    )
+    (tmp_path / "source.txt").write_text("one\n")
+    for command in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "repro", "-q"]):
+        subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
+    assert up_to_date_stages(tmp_path) == {"copy", "count"}
+    (tmp_path / "source.txt").write_text("two\n")
+    assert up_to_date_stages(tmp_path) == {"count"}  # stale only once `copy` runs: the flow sends it to DVC
+    (tmp_path / "count.txt").unlink()
+    assert up_to_date_stages(tmp_path) == set()
+
+
+def _chain(*stages: str) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_edges_from(zip(stages, stages[1:], strict=False))
+    return graph
+
+
+def test_status_tracker_vouches_for_unchanged_stages_until_something_upstream_runs() -> None:
+    answers = iter([{"b", "c", "d"}, {"b", "c", "d"}, set()])  # successive `dvc status`: what is up to date
+    status = StatusTracker(_chain("a", "b", "c", "d"), forced=set(), status=lambda: next(answers))
+    assert not status.up_to_date("a")  # stale: DVC runs it
+    status.ran("a")
+    # `b` was unchanged before `a` ran; now it may not be: the status is taken again, and it still is
+    assert status.up_to_date("b") and status.taken == 2
+    assert status.up_to_date("c") and status.taken == 2  # nothing ran since: no new status
+    status.ran("c")  # (forced, say) and its outputs changed: the status taken again finds `d` stale
+    assert not status.up_to_date("d") and status.taken == 3
+
+
+def test_status_tracker_never_vouches_for_a_forced_stage_and_asks_once_when_all_is_stale() -> None:
+    calls = []
+    status = StatusTracker(_chain("a", "b"), forced={"b"}, status=lambda: calls.append(1) or {"a", "b"})
+    assert status.up_to_date("a") and not status.up_to_date("b")
+    stale = StatusTracker(_chain("a", "b", "c"), forced=set(), status=set)
+    for stage in "abc":
+        assert not stale.up_to_date(stage)
+        stale.ran(stage)
+    assert stale.taken == 1 and len(calls) == 1
