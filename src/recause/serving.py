@@ -23,13 +23,21 @@ from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
-from recause.models.joint import JointModel
 from recause.models.registry import JOINT_VARIANTS, baseline_types
 
 PSEUDONYM = re.compile(r"^u[0-9a-f]{16}$")
 SPLIT_PARTS = ("train", "valid", "test")
 TOP_K_COLUMNS = ["user_id", "rank", "item_id", "score", "warm"]
-SERVABLE = {**baseline_types(), **dict.fromkeys(JOINT_VARIANTS, JointModel)}
+SERVABLE = (*baseline_types(), *JOINT_VARIANTS)
+
+
+def _model_type(model: str) -> type[Recommender]:
+    """The class of a servable model; the joint model's (and torch with it, ~2 s) only when it is asked for."""
+    if model in JOINT_VARIANTS:
+        from recause.models.joint import JointModel
+
+        return JointModel
+    return baseline_types()[model]
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def load_served(root: Path, model: str) -> Served:
     titles = pd.Series(names.astype(str).to_numpy(), index=catalogue["item_id"]).reindex(items.ids)
     titles = titles.fillna(pd.Series(items.ids, index=items.ids))
     return Served(
-        SERVABLE[model].from_state(meta["config"], arrays),
+        _model_type(model).from_state(meta["config"], arrays),
         items,
         users,
         interaction_matrix(events, users, items),
