@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run   - create .venv if needed, run the whole pipeline on MovieLens-100K, print metrics
 #   make test  - same set-up plus test extras, then the test suite
+#   make test-fast - the unit and data tests only (no pipeline, nothing marked slow)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ TORCH := torch==2.13.0
 # tools make starts itself; `recause` commands and the tests set it on their own. Expanded when a recipe runs.
 QUIET = $(shell $(BIN)/python -c 'from recause.environment import QUIET_ENVIRONMENT as q; print(" ".join(f"{k}={v}" for k, v in q.items()))')
 
-.PHONY: run test repro params server serve clean-venv help
+.PHONY: run test test-fast repro params server serve clean-venv help
 
 # Operate it: `make server` in one terminal, `make serve` in another (Ctrl-C stops serve, then server).
 # Both use this project's PREFECT_HOME (SQLite there) unless PREFECT_API_DATABASE_CONNECTION_URL is set.
@@ -22,6 +23,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 help:
 	@echo "make run   - set up .venv and run the pipeline on MovieLens-100K (prints the metrics table)"
 	@echo "make test  - set up .venv with test extras and run the test suite"
+	@echo "make test-fast - the unit and data tests only (under 2 minutes)"
 	@echo "make repro - the same DAG with plain 'dvc repro' (no Prefect)"
 	@echo "make server - a Prefect server (UI) on http://127.0.0.1:4200"
 	@echo "make serve  - register and serve the deployments: pipeline, evaluate, retrain (weekly)"
@@ -29,8 +31,15 @@ help:
 run: $(VENV)/.installed
 	$(BIN)/recause run
 
+# pytest-xdist: one worker per core, the tests of one xdist_group on one worker. pytest-randomly shuffles
+# the order; the header prints its seed (replay an order: --randomly-seed=N; keep file order: -p no:randomly).
+PYTEST_PARALLEL := -n auto --dist loadgroup
+
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow" tests/code tests/data
 
 repro: $(VENV)/.installed
 	env $(QUIET) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro

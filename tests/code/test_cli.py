@@ -95,7 +95,7 @@ def own_flows_modules() -> Iterator[None]:
 def test_a_workspaces_flows_load_from_its_folder_without_touching_sys_path(
     tmp_path: Path, own_flows_modules: None
 ) -> None:
-    path_before = list(sys.path)
+    path_before, tasks_before = list(sys.path), {name for name in sys.modules if name.split(".")[0] == "tasks"}
     for root in (tmp_path / "one", tmp_path / "two"):
         (root / "flows").mkdir(parents=True)
         (root / "flows/__init__.py").write_text("")
@@ -103,7 +103,8 @@ def test_a_workspaces_flows_load_from_its_folder_without_touching_sys_path(
         (root / "flows/pipeline.py").write_text("from flows.helpers import WHERE\n")
     assert load_flows(tmp_path / "one", "pipeline").WHERE == tmp_path / "one"
     assert load_flows(tmp_path / "two", "pipeline").WHERE == tmp_path / "two"  # each workspace its own flows
-    assert sys.path == path_before and "tasks" not in sys.modules
+    assert sys.path == path_before
+    assert {name for name in sys.modules if name.split(".")[0] == "tasks"} == tasks_before  # no stage imported
 
 
 def test_a_workspace_without_flows_says_so_in_one_line(

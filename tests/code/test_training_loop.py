@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from recause.models.language.encoder import Corpus, TextEncoder
+from recause.models.language.finetune import TwoTower, TwoTowerObjective, next_item_examples
 from recause.models.language.pretrain import SimCSEObjective
 from recause.training.device import is_out_of_memory
 from recause.training.loop import CheckpointDir, LoopConfig, TrainResult, train
@@ -319,6 +321,48 @@ def test_simcse_on_a_tiny_bert_resumes_exactly(tmp_path: Path) -> None:
     resumed = go(resumed_objective, tmp_path / "b")
     assert resumed.resumed_from == 2 and resumed.losses == full.losses
     assert_same_state(resumed_objective.module, reference.module)
+
+
+def _token_corpus(rows: int, seed: int) -> Corpus:
+    """``rows`` token sequences of 3-11 ids (padding 0), as the tokenizer would give them."""
+    rng = np.random.default_rng(seed)
+    ids = torch.zeros((rows, 12), dtype=torch.long)
+    mask = torch.zeros((rows, 12), dtype=torch.long)
+    for row, length in enumerate(rng.integers(3, 12, size=rows)):
+        ids[row, :length] = torch.from_numpy(rng.integers(5, 100, size=length))
+        mask[row, :length] = 1
+    return Corpus(ids, mask)
+
+
+def test_two_tower_finetuning_on_a_tiny_bert_resumes_exactly_item_cache_included(tmp_path: Path) -> None:
+    """The real fine-tuning objective through the loop: the item cache is refreshed at steps 0 and 3, so the
+    run that crashed at step 3 resumes at step 2 with the cache of step 0 from its checkpoint, and ends with
+    the uninterrupted run's losses and weights."""
+    n_items, rng = 20, np.random.default_rng(1)
+    corpus = _token_corpus(n_items, seed=2)
+    events = pd.DataFrame(
+        {"user_id": np.repeat(["u1", "u2", "u3"], 8), "item_id": rng.integers(0, n_items, 24), "timestamp": range(24)}
+    )
+    examples = next_item_examples(events, events["item_id"].to_numpy(), n_items, history_length=4)
+    cfg = LoopConfig(total_steps=5, batch_size=6, micro_batch_size=6, seed=3, checkpoint_every=2, fingerprint="tt")
+
+    def objective(seed: int) -> TwoTowerObjective:
+        model = TwoTower(tiny_bert_encoder(seed), 16, n_items)
+        return TwoTowerObjective(model, corpus, examples, CPU, 6, 0.05, True, refresh_every=3, embed_batch_size=8)
+
+    def go(obj: TwoTowerObjective, directory: Path, hook: Callable[[int], None] = lambda s: None) -> TrainResult:
+        optimizer = torch.optim.AdamW(obj.module.parameters(), lr=1e-3)
+        return train(obj, optimizer, cfg, CheckpointDir(directory), CPU, before_forward=hook, log=lambda m: None)
+
+    reference = objective(0)
+    full = go(reference, tmp_path / "a")
+    assert all(np.isfinite(full.losses)) and len(full.losses) == 5
+    with pytest.raises(RuntimeError):
+        go(objective(0), tmp_path / "b", crash_at(3))
+    resumed_objective = objective(7)  # other initial weights: everything must come from the checkpoint
+    resumed = go(resumed_objective, tmp_path / "b")
+    assert resumed.resumed_from == 2 and resumed.losses == full.losses
+    assert_same_state(resumed_objective.module, reference.module)  # the item cache is one of its buffers
 
 
 def test_a_kill_between_the_two_renames_of_a_save_loses_no_progress(tmp_path: Path) -> None:

@@ -1,11 +1,9 @@
 """The stages that use the runner, on a real Dask cluster, write exactly the numbers of a local run.
 
 A scheduler and two single-threaded workers run as separate processes on 127.0.0.1, outside the
-workspace (they read no files). On the tiny profile, DVC builds the inputs of `ope` and `evaluate`;
-both stage modules run locally, then again with `orchestration.runner: dask` against that
-scheduler, and their metrics must be byte-identical. The language-model inputs of `evaluate`
-(embed's and finetune's outputs, over a minute of CPU) are random stand-ins of the same format: the
-runner is under test here, test_pipeline.py covers the language model.
+workspace (they read no files). In a clone of the tiny workspace the flow built (where `ope` and
+`evaluate` ran locally), both stage modules run again with `orchestration.runner: dask` against that
+scheduler, and their metrics must be byte-identical to the flow's.
 """
 
 from __future__ import annotations
@@ -19,14 +17,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from recause.config import apply_params_updates
-from tasks._training import EMBEDDINGS
-from tasks.evaluate import TWO_TOWER
-from tests.integration.test_pipeline import BIN, _run, workspace  # noqa: F401 (workspace: a fixture)
+from recause.layout import LAYOUT
+from tests.integration.workspaces import TinyBuild, Workspace
 
 STAGES = ("ope", "evaluate")
 METRICS = ("metrics/ope.json", "metrics/ope_policy.json", "metrics/ranking.json")
@@ -51,32 +46,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _stand_in_language_model(root: Path, dim: int = 8) -> None:
-    """Item embeddings and two-tower heads as `embed` and `finetune` write them, with random values."""
-    from safetensors.numpy import save_file
-
-    items = sorted(pd.read_parquet(root / "data/validated/items.parquet")["item_id"].astype(str))  # embed's order
-    rng = np.random.default_rng(0)
-    (root / EMBEDDINGS).parent.mkdir(parents=True, exist_ok=True)
-    embeddings = {"embeddings": rng.standard_normal((len(items), dim)).astype(np.float32)}
-    save_file(embeddings, str(root / EMBEDDINGS), metadata={"item_ids": json.dumps(items)})
-    (root / TWO_TOWER).mkdir(parents=True, exist_ok=True)
-    shapes = {"user_projection.weight": (dim, dim), "user_projection.bias": (dim,), "item_bias.weight": (1, dim)}
-    heads = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
-    save_file(
-        {**heads, "item_bias.bias": np.zeros(1, dtype=np.float32)}, str(root / TWO_TOWER / "two_tower.safetensors")
-    )
-    (root / TWO_TOWER / "two_tower.json").write_text(json.dumps({"temperature": 0.05}), encoding="utf-8")
-
-
-def _run_stages(root: Path, env: dict[str, str]) -> tuple[dict[str, str], str]:
+def _run_stages(workspace: Workspace) -> tuple[dict[str, str], str]:
     """Run `ope` and `evaluate` (not through DVC); their metrics and what they printed."""
     printed = ""
     for stage in STAGES:
-        done = _run([sys.executable, "-m", f"tasks.{stage}"], root, env)
+        done = workspace.run(sys.executable, "-m", f"tasks.{stage}")
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         printed += done.stdout
-    return {path: (root / path).read_text() for path in METRICS}, printed
+    return {path: (workspace.root / path).read_text() for path in METRICS}, printed
+
+
+def _printed_by_the_flow(build: TinyBuild) -> str:
+    """What `ope` and `evaluate` printed when the flow ran them (Prefect logs each line of a stage)."""
+    lines = (build.stdout + build.stderr).splitlines()
+    return "\n".join(line for line in lines if any(f"Task run '{stage}' - " in line for stage in STAGES))
 
 
 def _address(scheduler_file: Path) -> str | None:
@@ -119,23 +102,19 @@ def dask_scheduler(tmp_path: Path) -> Iterator[str]:
             _stop(process)
 
 
+@pytest.mark.slow
 def test_ope_and_evaluate_on_a_dask_cluster_write_the_local_numbers(
-    workspace: tuple[Path, dict[str, str]],  # noqa: F811
-    dask_scheduler: str,
+    tiny_build: TinyBuild, workspace_clone: Workspace, dask_scheduler: str
 ) -> None:
-    root, env = workspace
-    apply_params_updates(root / "params.yaml", profile=root / "tests/profiles/tiny.yaml")
-    done = _run([str(BIN / "dvc"), "repro", "train_baselines", "ingest_bandit"], root, env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    _stand_in_language_model(root)
-    joint = _run([sys.executable, "-m", "tasks.train_joint"], root, env)  # once: it does not use the runner
-    assert joint.returncode == 0, joint.stdout[-3000:] + joint.stderr[-3000:]
-    local, printed = _run_stages(root, env)
+    root = workspace_clone.root
+    local = {path: (root / path).read_text() for path in METRICS}  # what the flow's local run wrote
+    printed = _printed_by_the_flow(tiny_build)
+    assert "python -m tasks.ope" in printed and "python -m tasks.evaluate" in printed
     assert "on dask" not in printed
 
     on_dask = ["orchestration.runner=dask", f"orchestration.dask.address={dask_scheduler}"]
-    apply_params_updates(root / "params.yaml", overrides=on_dask)
-    on_cluster, printed = _run_stages(root, env)
+    apply_params_updates(LAYOUT.under(root).params, overrides=on_dask)
+    on_cluster, printed = _run_stages(workspace_clone)
     assert f"ope: 4 bootstrap runs on dask {dask_scheduler}" in printed, printed
     assert f"evaluate: 22 (split, model) segments on dask {dask_scheduler}" in printed, printed
     assert on_cluster == local

@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 DB_USER = "recause"
 DB_NAME = "prefect"
@@ -168,6 +168,7 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_prefect_stores_runs_in_postgresql_when_given_its_url(postgres: Postgres, tmp_path: Path) -> None:
     """A flow run through the ephemeral server lands in PostgreSQL's tables, and no SQLite file is made."""
     prefect_home = tmp_path / ".prefect"

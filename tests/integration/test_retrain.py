@@ -1,4 +1,5 @@
-"""Scheduled retraining end to end on a real workspace: DVC, Prefect, git, a DVC remote.
+"""Scheduled retraining end to end on a real workspace (a clone of the tiny one): DVC, Prefect, git, a
+DVC remote.
 
 One story, in order: the first run becomes the champion (pushed and committed); no new data means
 nothing is retrained; new data with crippled params gives a worse challenger that is rejected and
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,34 +19,23 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.integration.workspace_copy import NOT_COPIED
+from recause.config import update_params_file
+from recause.layout import LAYOUT
+from tests.integration.workspaces import Workspace
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-PROFILE = {
-    "data": {"sample_users": 150},
-    "retrain": {"stages": ["train_baselines"], "gate": {"model": "ease", "metric": "ndcg@10"}},
-}
+PROFILE = {"retrain": {"stages": ["train_baselines"], "gate": {"model": "ease", "metric": "ndcg@10"}}}
 
 pytestmark = pytest.mark.integration
 
 
-def _run(args: list[str], root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    return done
-
-
-def _retrain(root: Path, env: dict[str, str], *flags: str) -> str:
-    done = _run([str(BIN / "recause"), "retrain", *flags], root, env)
+def _retrain(workspace: Workspace, *flags: str) -> str:
+    done = workspace.run("recause", "retrain", *flags)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
 
 
 def _set_params(root: Path, updates: dict) -> None:
-    sys.path.insert(0, str(ROOT))
-    from recause.config import update_params_file
-
-    update_params_file(root / "params.yaml", updates)
+    update_params_file(LAYOUT.under(root).params, updates)
 
 
 def _digest(path: Path) -> str:
@@ -75,34 +63,23 @@ def _drop_new_interactions(root: Path) -> None:
     pd.DataFrame(rows).to_csv(root / "data/incoming/week-48.csv", index=False)
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, ml100k_wheel: Path) -> tuple[Path, dict[str, str]]:
-    root = tmp_path_factory.mktemp("retrain") / "recause"
-    shutil.copytree(ROOT, root, ignore=NOT_COPIED)
-    for generated in ("data", "models", "metrics"):
-        shutil.rmtree(root / generated, ignore_errors=True)
-    (root / "data/incoming").mkdir(parents=True)
-    shutil.copy2(ROOT / "data/incoming/README.md", root / "data/incoming")
-    wheels = root / "data/external/wheels"
-    wheels.mkdir(parents=True)
-    for wheel in ml100k_wheel.parent.glob("recbole-*.whl"):
-        shutil.copy2(wheel, wheels)
-    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("PREFECT_API_URL", None)
+@pytest.fixture
+def workspace(workspace_clone: Workspace) -> Workspace:
+    """A clone of the tiny workspace, retraining its baselines, committed to its git repository."""
+    root = workspace_clone.root
     _set_params(root, PROFILE)
-    for command in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"]):
-        subprocess.run(command, cwd=root, env=env, check=True)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-qm", "workspace"], cwd=root, check=True)
-    return root, env
+    return workspace_clone
 
 
-def test_retrain_gate_promotes_rejects_and_rolls_back(workspace: tuple[Path, dict[str, str]]) -> None:
-    root, env = workspace
+@pytest.mark.slow
+def test_retrain_gate_promotes_rejects_and_rolls_back(workspace: Workspace) -> None:
+    root = workspace.root
     ease = root / "models/baselines/ease.safetensors"
 
-    assert _retrain(root, env).startswith("retrain: promoted (no champion yet")
+    assert _retrain(workspace).startswith("retrain: promoted (no champion yet")
     first = _registry(root)["current"]
     first_model = _digest(ease)
     assert first["outs"]["models/baselines"].endswith(".dir")
@@ -111,11 +88,11 @@ def test_retrain_gate_promotes_rejects_and_rolls_back(workspace: tuple[Path, dic
     remote = root / ".recause/dvc-remote/files/md5"
     assert any(remote.rglob("*.dir")), "champion artifacts were not pushed to the DVC remote"
 
-    assert _retrain(root, env) == "retrain: no-new-data"
+    assert _retrain(workspace) == "retrain: no-new-data"
 
     _drop_new_interactions(root)
-    _set_params(root, {"models": {"ease": {"reg_weight": 0.001}}})  # a crippled challenger
-    verdict = _retrain(root, env)
+    _set_params(root, {"models": {"baselines": {"ease": {"reg_weight": 0.001}}}})  # a crippled challenger
+    verdict = _retrain(workspace)
     assert verdict.startswith("retrain: rejected (ndcg@10 "), verdict
     assert _registry(root)["current"] == first
     assert _digest(ease) == first_model, "the rejected challenger's model was left in place"
@@ -124,25 +101,27 @@ def test_retrain_gate_promotes_rejects_and_rolls_back(workspace: tuple[Path, dic
         == (first["outs"]["models/baselines"])
     )
 
-    _set_params(root, {"models": {"ease": {"reg_weight": 250.0}}, "retrain": {"gate": {"min_improvement": -1.0}}})
-    assert _retrain(root, env).startswith("retrain: promoted (ndcg@10 ")
+    _set_params(
+        root, {"models": {"baselines": {"ease": {"reg_weight": 250.0}}}, "retrain": {"gate": {"min_improvement": -1.0}}}
+    )
+    assert _retrain(workspace).startswith("retrain: promoted (ndcg@10 ")
     second = _registry(root)
     assert second["previous"][-1] == {**first} and second["current"]["fingerprint"] != first["fingerprint"]
     assert _digest(ease) != first_model
 
-    done = _run([str(BIN / "recause"), "rollback"], root, env)
+    done = workspace.run("recause", "rollback")
     assert done.returncode == 0, done.stderr[-2000:]
     assert first["accepted_at"] in done.stdout
     assert _registry(root)["current"] == first and _digest(ease) == first_model
     assert _git(root, "log", "-1", "--format=%s").startswith("rollback: champion accepted at")
 
-    done = _run([str(BIN / "recause"), "rollback"], root, env)
+    done = workspace.run("recause", "rollback")
     assert done.returncode == 2 and "has no predecessor" in done.stderr
 
 
-def test_two_runs_triggered_at_once_serialise_on_the_workspace_lock(workspace: tuple[Path, dict[str, str]]) -> None:
-    root, env = workspace
-    command = [str(BIN / "recause"), "run", "--stage", "split", "--force", "split"]
+def test_two_runs_triggered_at_once_serialise_on_the_workspace_lock(workspace_clone: Workspace) -> None:
+    root, env = workspace_clone.root, workspace_clone.env
+    command = [str(Path(sys.executable).parent / "recause"), "run", "--stage", "split", "--force", "split"]
     runs = [subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
     runs.append(
         subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

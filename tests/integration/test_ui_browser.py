@@ -1,11 +1,12 @@
 """The Prefect UI in a real browser: start the `pipeline` deployment from its page, see its metrics artifact.
 
-Starts `prefect server start` and `recause serve` (tiny profile, stage `ope`) on a temporary copy of the
-project, opens the UI in headless Chromium (Debian's `chromium` + `chromium-driver`, driven by Selenium),
-goes Deployments -> pipeline -> Run -> Quick run, waits through the API until that run completes, then
-opens the run's `ope-metrics` table artifact in the UI and checks its rows against the workspace's
-metrics/ope.json. Screenshots go to $RECAUSE_TEST_ARTIFACTS/ui (default: <repo>/test-artifacts/ui).
-Skipped, with the reason, where Chromium, its driver or Selenium is missing.
+Starts `recause serve` (tiny profile, stage `ope`) on a clone of the tiny workspace, against the test
+run's Prefect server (`prefect server start`, which serves the UI), opens the UI in headless Chromium
+(Debian's `chromium` + `chromium-driver`, driven by Selenium), goes Deployments -> pipeline -> Run ->
+Quick run, waits through the API until that run completes, then opens the run's `ope-metrics` table
+artifact in the UI and checks its rows against the workspace's metrics/ope.json. Screenshots go to
+$RECAUSE_TEST_ARTIFACTS/ui (default: <repo>/test-artifacts/ui). Skipped, with the reason, where
+Chromium, its driver or Selenium is missing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.workspace_copy import NOT_COPIED
+from tests.integration.prefect_server import PrefectServer
+from tests.integration.workspaces import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -38,12 +39,29 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 INSTALL = "apt-get install chromium chromium-driver"
 ARTIFACTS = Path(os.environ.get("RECAUSE_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ui"
 PROFILE = "tests/profiles/tiny.yaml"
-OUTPUTS = {"data", "models", "metrics", "checkpoints", "test-artifacts"}
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 UI_WAIT_S = 30
 RUN_TIMEOUT_S = 240
 
-pytestmark = [pytest.mark.integration]
+
+def _missing_browser() -> str | None:
+    """Why the test cannot drive a browser here (checked at collection: a skip builds no workspace)."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        return f"headless browser missing ({', '.join(missing)}): {INSTALL}"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not importable: pip install -e '.[dev]' (and " + INSTALL + ")"
+    return None
+
+
+MISSING = _missing_browser()
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.skipif(MISSING is not None, reason=MISSING or "the browser is there"),
+]
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -55,12 +73,6 @@ def _api(base: str, method: str, path: str, body: dict | None = None) -> Any:
     )
     with _NO_PROXY.open(request, timeout=15) as response:
         return json.loads(response.read() or b"null")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -127,71 +139,18 @@ class Stack:
 
 
 @pytest.fixture
-def browser_binaries() -> None:
-    """Skip (before any set-up) unless Selenium, Chromium and chromedriver are all there."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.skip(f"headless browser missing ({', '.join(missing)}): {INSTALL}")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        pytest.skip("selenium is not importable: pip install -e '.[dev]' (and " + INSTALL + ")")
-
-
-@pytest.fixture
-def workspace(
-    browser_binaries: None, tmp_path_factory: pytest.TempPathFactory, ml100k_wheel: Path, open_bandit_random: Path
-) -> tuple[Path, dict[str, str]]:
-    base = tmp_path_factory.mktemp("ui")
-    root = base / "recause"
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        top = OUTPUTS.intersection(names) if Path(directory) == ROOT else set()
-        return set(NOT_COPIED(directory, names)) | top
-
-    shutil.copytree(ROOT, root, ignore=ignore)
-    wheels = root / "data/external/wheels"
-    wheels.mkdir(parents=True)
-    for wheel in ml100k_wheel.parent.glob("*.whl"):  # recbole (MovieLens) and obp (Open Bandit)
-        shutil.copy2(wheel, wheels)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
-    env |= {
-        "PREFECT_HOME": str(base / "prefect-home"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "HF_HUB_OFFLINE": "1",
-        "DVC_NO_ANALYTICS": "1",
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-    }
-    for command in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"]):
-        subprocess.run(command, cwd=root, env=env, check=True)
-    return root, env
-
-
-@pytest.fixture
-def stack(workspace: tuple[Path, dict[str, str]]) -> Iterator[Stack]:
-    """A Prefect server on a free port and `recause serve` on it; serve stops first, then the server."""
-    root, env = workspace
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server_log, serve_log = root.parent / "server.log", root.parent / "serve.log"
-    # The UI reads its API URL from PREFECT_SERVER_API_HOST/PORT (not from --port): without them it calls :4200.
-    server_env = env | {"PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
-    server = _start(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+def stack(workspace_clone: Workspace, prefect_server: PrefectServer) -> Iterator[Stack]:
+    """`recause serve` on the test run's Prefect server, stopped at the end."""
+    base, root = prefect_server.base, workspace_clone.root
+    where = str(root.resolve())
+    serve_log = root.parent / "serve.log"
+    serve = _start(
+        [str(BIN / "recause"), "serve", "--workspace", str(root), "--profile", PROFILE, "--stage", "ope"],
         root,
-        server_env,
-        server_log,
+        workspace_clone.env,
+        serve_log,
     )
-    serve = None
     try:
-        _wait_for("prefect server health", lambda: _api(base, "GET", "/health"), 120, server_log, server)
-        serve_env = env | {"PREFECT_API_URL": f"{base}/api"}
-        serve = _start(
-            [str(BIN / "recause"), "serve", "--workspace", str(root), "--profile", PROFILE, "--stage", "ope"],
-            root,
-            serve_env,
-            serve_log,
-        )
 
         def pipeline_ready() -> dict | None:
             try:
@@ -200,18 +159,18 @@ def stack(workspace: tuple[Path, dict[str, str]]) -> Iterator[Stack]:
                 if error.code == 404:
                     return None
                 raise
-            return deployment if deployment.get("status") == "READY" else None  # READY: serve is polling it
+            # READY: serve is polling it; this test's serve, not another run's
+            ours = deployment.get("status") == "READY" and deployment["parameters"].get("workspace") == where
+            return deployment if ours else None
 
         deployment = _wait_for("the served pipeline deployment", pipeline_ready, 120, serve_log, serve)
-        yield Stack(root, base, server_log, serve_log, deployment)
+        yield Stack(root, base, prefect_server.log, serve_log, deployment)
     finally:
-        if serve is not None:
-            _stop(serve)
-        _stop(server)
+        _stop(serve)
 
 
 @pytest.fixture
-def driver(browser_binaries: None, tmp_path: Path) -> Iterator[Any]:
+def driver(tmp_path: Path) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -257,6 +216,7 @@ def _wait_until_terminal(stack: Stack, run_id: str) -> dict:
         time.sleep(2)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_quick_run_from_the_ui_completes_and_its_metrics_artifact_shows(stack: Stack, driver: Any) -> None:
     from selenium.common.exceptions import (

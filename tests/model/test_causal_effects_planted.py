@@ -37,6 +37,7 @@ def _answer(interactions: sp.csr_matrix, world: SemiSyntheticParams) -> tuple[di
     return answer, true_ate, table
 
 
+@pytest.mark.slow
 def test_the_planted_effect_is_recovered_and_survives_every_refuter(interactions: sp.csr_matrix) -> None:
     answer, true_ate, table = _answer(interactions, SemiSyntheticParams())
     naive = table.loc[table["recommended"], "consumed"].mean() - table.loc[~table["recommended"], "consumed"].mean()
@@ -52,6 +53,7 @@ def test_the_planted_effect_is_recovered_and_survives_every_refuter(interactions
     assert abs(answer["refutations"]["placebo_treatment"]["new_effect"]) < 0.1 * true_ate
 
 
+@pytest.mark.slow
 def test_a_hidden_confounder_that_masks_the_effect_is_flagged_by_the_sensitivity_refuter(
     interactions: sp.csr_matrix,
 ) -> None:
@@ -63,6 +65,7 @@ def test_a_hidden_confounder_that_masks_the_effect_is_flagged_by_the_sensitivity
     assert sensitivity["e_value_ci_bound"] < sensitivity["strongest_observed_e_value"]
 
 
+@pytest.mark.slow
 def test_the_same_confounder_observed_is_adjusted_for(interactions: sp.csr_matrix) -> None:
     visible = SemiSyntheticParams(confounder_on_treatment=1.0, confounder_on_outcome=-1.0, hide_confounder=False)
     table, true_ate = plant(interactions, visible, seed=0).table(visible.sample_rows, seed=0)
@@ -72,6 +75,7 @@ def test_the_same_confounder_observed_is_adjusted_for(interactions: sp.csr_matri
     assert answer["estimate"] == pytest.approx(true_ate, rel=0.10)
 
 
+@pytest.mark.slow
 def test_with_no_planted_effect_the_interval_covers_zero(interactions: sp.csr_matrix) -> None:
     answer, true_ate, _ = _answer(interactions, SemiSyntheticParams(zero_effect=True))
     assert true_ate == 0.0
