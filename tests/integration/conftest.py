@@ -6,15 +6,15 @@ others wait for it. A test that changes a workspace takes a clone of the built o
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
+from recause.workspace import tool_env
 from tests.integration.prefect_server import PrefectServer, shared_server
-from tests.integration.workspaces import BUILD_RECORD, TinyBuild, Workspace, clone, fresh_copy, tool_env
+from tests.integration.workspaces import BUILD_RECORD, TinyBuild, Workspace, clone, fresh_copy
 from tests.shared_run import run_dir, run_owner_pid
 
 TINY_PROFILE = "tests/profiles/tiny.yaml"
@@ -29,7 +29,7 @@ def prefect_server() -> PrefectServer:
 @pytest.fixture(scope="session")
 def workspace_env(prefect_server: PrefectServer) -> dict[str, str]:
     """The environment of a workspace's commands: this venv's tools, the run's Prefect server."""
-    return prefect_server.env(tool_env(dict(os.environ)))
+    return prefect_server.env(tool_env())
 
 
 @pytest.fixture(scope="session")

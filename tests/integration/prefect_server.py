@@ -42,7 +42,6 @@ class PrefectServer:
     url: str  # the API: http://127.0.0.1:<port>/api
     home: Path
     log: Path
-    started_in_s: float  # how long start-up took (the run's one server start)
 
     @property
     def base(self) -> str:
@@ -110,8 +109,7 @@ def shared_server(shared: Path, owner_pid: int) -> PrefectServer:
     with FileLock(shared / f"{STATE_FILE}.lock"):
         if not ready.exists():  # the first to see it answer records how long start-up took
             ready.write_text(json.dumps({"started_in_s": round(time.time() - found["launched_at"], 1)}))
-    started_in = json.loads(ready.read_text())["started_in_s"]
-    return PrefectServer(found["url"], Path(found["home"]), Path(found["log"]), started_in)
+    return PrefectServer(found["url"], Path(found["home"]), Path(found["log"]))
 
 
 def stop(shared: Path) -> None:

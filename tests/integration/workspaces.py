@@ -73,11 +73,6 @@ class TinyBuild:
     seconds: float
 
 
-def tool_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` with this venv's executables first on PATH (DVC runs stages with `python`)."""
-    return env | {"PATH": f"{BIN}{os.pathsep}{env.get('PATH', os.defpath)}"}
-
-
 def fresh_copy(target: Path, wheels: list[Path], env: dict[str, str]) -> Workspace:
     """The project as a fresh clone sees it (no outputs, no dvc.lock), git- and DVC-initialised, with the
     data wheels in its cache so nothing is downloaded."""

@@ -126,12 +126,16 @@ class JointTraining:
     objective: JointObjective
     optimizer: JointOptimizer
     n_examples: int  # positives in train
-    total_steps: int
     validate: Callable[[], float] | None
     validate_every: int
     device: torch.device
     params: JointParams
     item_counts: np.ndarray
+
+    @property
+    def total_steps(self) -> int:
+        """The run's optimizer steps: the count ``plan`` gives it (``planned_steps``, the one count)."""
+        return planned_steps(self.n_examples, self.params)
 
     def plan(self, depends_on: tuple[Any, ...] = (), name: str = "train_joint", show_progress: bool = True) -> RunPlan:
         """The run's loop settings (``depends_on``: what a checkpoint must match to be resumed, with the params)."""
@@ -209,7 +213,7 @@ def joint_training(
     net = build_net(
         n_users, item_counts, params, side, device, bias_prior(item_counts, weight_sums, params.propensity_clip)
     )
-    total_steps = planned_steps(len(users_of), params)  # what ``plan`` counts too
+    total_steps = planned_steps(len(users_of), params)
     total_examples = min(planned_examples(len(users_of), params.epochs), total_steps * params.batch_size)
     objective = JointObjective(
         net, params, users_of, items_of, n_users, item_counts, total_examples, device, weights, imputation
@@ -218,7 +222,6 @@ def joint_training(
         objective=objective,
         optimizer=JointOptimizer(net, params.learning_rate, params.weight_decay),
         n_examples=len(users_of),
-        total_steps=total_steps,
         validate=None,
         validate_every=params.validate_every or math.ceil(len(users_of) / params.batch_size),  # default: per epoch
         device=device,
