@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from recause.artifacts import atomic_path, load_model, read_parquet, require_file, write_json
 from recause.config import load_params
-from recause.data.matrix import IdIndex, interaction_matrix
+from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.evaluation.protocol import evaluate_all
 from recause.evaluation.report import popularity_figure, ranking_figure
 from recause.layout import LAYOUT
@@ -61,7 +61,7 @@ def load_joint(split: str, parts: dict[str, pd.DataFrame], items: IdIndex) -> di
     models = {}
     for name in JOINT_VARIANTS:
         model, meta = load_model(JOINT_DIR / split, name, {name: JointModel})
-        users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
+        users = split_users(parts.values())
         if meta["user_ids"] != users.ids.tolist() or meta["item_ids"] != items.ids.tolist():
             raise RuntimeError(f"{JOINT_DIR / split}/{name} was fit on other users or items: re-run `train_joint`")
         models[name] = model
@@ -85,14 +85,14 @@ def main() -> None:
         "lm_retrieval": lm_retrieval(items),
     }
     models = {**{name: model for name, (model, _) in loaded.items()}, **content, **load_joint("main", parts, items)}
-    cold_users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in cold_parts.values()]))
+    cold_users = split_users(cold_parts.values())
     cold_models = {
         "pop": Pop().fit(interaction_matrix(cold_parts["train"], cold_users, items)),
         **content,
         **load_joint("cold_item", cold_parts, items),
     }
     # on `intervened` only models fit on its own train compete: the main train holds its test events
-    intervened_users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in intervened_parts.values()]))
+    intervened_users = split_users(intervened_parts.values())
     intervened_models = {
         "pop": Pop().fit(interaction_matrix(intervened_parts["train"], intervened_users, items)),
         **load_joint("intervened", intervened_parts, items),

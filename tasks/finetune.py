@@ -49,7 +49,7 @@ def main() -> None:
     if (rows < 0).any():
         raise InputDataError(f"{TRAIN}: {(rows < 0).sum()} interactions name items without text in {ITEMS}")
     validator, held_out = None, interactions.iloc[:0]
-    users = IdIndex.from_values(interactions["user_id"])
+    users = IdIndex.first_seen(interactions["user_id"])
     if train_params.validation_item_fraction > 0:
         interactions, held_out = hold_out_items(interactions, train_params.validation_item_fraction, train_params.seed)
         rows = index.positions(interactions["item_id"].to_numpy())

@@ -26,7 +26,7 @@ def main() -> None:
     train = read_parquet(TRAIN, "train part")
     # Every catalogue item gets an index, so cold items can be ranked (and are scored 0 here).
     items = IdIndex.from_values(read_parquet(ITEMS, "items table")["item_id"])
-    users = IdIndex.from_values(train["user_id"])
+    users = IdIndex.first_seen(train["user_id"])
     matrix = interaction_matrix(train, users, items)
     with atomic_path(MODELS_DIR) as tmp:
         tmp.mkdir(parents=True)

@@ -22,7 +22,7 @@ from recause.artifacts import atomic_path, read_parquet, save_model, write_json,
 from recause.config import load_params
 from recause.config.models import JOINT_VARIANTS, JointStageParams
 from recause.data.features import item_side_features, user_side_features
-from recause.data.matrix import IdIndex, interaction_matrix
+from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.errors import InputDataError
 from recause.layout import LAYOUT
 from recause.models.joint import JointModel, JointParams, joint_training
@@ -62,10 +62,10 @@ def read_split(directory: Path, items: IdIndex, users_table: pd.DataFrame | None
     names = ("train", "valid", "test")
     parts = {name: read_parquet(directory / f"{name}.parquet", f"{name} part ({directory})") for name in names}
     # the evaluation's user axis (every user of the split), so a model's user rows are evaluate's rows
-    users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
+    users = split_users(parts.values())
     if (directory / "cold.parquet").exists():  # the cold-item variant: its evaluation's users include cold's
         cold = read_parquet(directory / "cold.parquet", f"cold part ({directory})")
-        users = IdIndex.from_values(pd.concat([*(frame["user_id"] for frame in parts.values()), cold["user_id"]]))
+        users = split_users([*parts.values(), cold])
     unknown = items.positions(parts["train"]["item_id"].to_numpy()) < 0
     if unknown.any():
         raise InputDataError(f"{directory}/train.parquet: {unknown.sum()} interactions name items not in {ITEMS}")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recause.data.matrix import IdIndex, interaction_matrix
+from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.data.pseudonym import pseudonym
 from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
@@ -72,7 +72,7 @@ def load_served(root: Path, model: str) -> Served:
     items = IdIndex(np.asarray(meta["item_ids"], dtype=str))
     parts = [pd.read_parquet(_need(layout.processed / f"{p}.parquet", "split", "split")) for p in SPLIT_PARTS]
     events = pd.concat(parts, ignore_index=True)
-    users = IdIndex.from_values(events["user_id"])
+    users = split_users(parts)
     if "user_ids" in meta and meta["user_ids"] != users.ids.tolist():
         raise RecauseError(f"{folder / model} was fit on another split's users: run `recause run --stage {stage}`")
     catalogue = pd.read_parquet(_need(layout.items, "items", "validate"))

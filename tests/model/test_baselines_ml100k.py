@@ -7,11 +7,10 @@ benchmarks/recbole_pop_counting.py.
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from recause.config import EvaluateParams, SplitParams
-from recause.data.matrix import IdIndex, interaction_matrix
+from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.data.schemas import Tables
 from recause.data.split import split_interactions
 from recause.evaluation.protocol import evaluate_all
@@ -22,7 +21,7 @@ from recause.models.baselines import EASE, ItemKNN, Pop
 def results(ml100k: Tables) -> dict:
     parts = split_interactions(ml100k.interactions, SplitParams())
     items = IdIndex.from_values(ml100k.items["item_id"])
-    users = IdIndex.from_values(pd.concat([p["user_id"] for p in parts.values()]))
+    users = split_users(parts.values())
     train = interaction_matrix(parts["train"], users, items)
     models = {m.name: m.fit(train) for m in (Pop(), ItemKNN(), EASE())}
     return evaluate_all(parts, models, items, EvaluateParams(ks=(10,), metrics=("ndcg", "recall")))

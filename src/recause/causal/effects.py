@@ -99,6 +99,10 @@ def _quiet() -> Iterator[None]:
 def identify(frame: pd.DataFrame, graph: nx.DiGraph, question: CausalQuestion) -> tuple[Any, str]:
     """DoWhy's identified estimand and the strategy it found (backdoor, frontdoor or iv)."""
     estimand = _model(frame, graph, question).identify_effect(proceed_when_unidentifiable=True)
+    # DoWhy builds adjustment sets from Python sets, whose order changes with each process's hash seed; the
+    # estimators fit on the columns in that order, so without sorting the last digits change from run to run.
+    for key, variables in (estimand.backdoor_variables or {}).items():
+        estimand.backdoor_variables[key] = sorted(variables)
     for strategy in ("backdoor", "frontdoor", "iv"):
         expression = estimand.estimands.get(strategy)
         if expression is not None:

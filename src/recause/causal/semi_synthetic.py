@@ -98,7 +98,7 @@ def interaction_grid(events: pd.DataFrame) -> sp.csr_matrix:
     """
     from recause.data.matrix import IdIndex, interaction_matrix
 
-    users, items = IdIndex.from_values(events["user_id"]), IdIndex.from_values(events["item_id"])
+    users, items = IdIndex.first_seen(events["user_id"]), IdIndex.from_values(events["item_id"])
     matrix = interaction_matrix(events, users, items)
     rows = users.positions(events["user_id"].to_numpy())
     times = events["timestamp"].to_numpy()

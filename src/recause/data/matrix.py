@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,28 @@ import scipy.sparse as sp
 
 @dataclass(frozen=True)
 class IdIndex:
-    """A fixed, sorted vocabulary of ids with vectorised id -> position lookup."""
+    """A fixed vocabulary of distinct ids, in a given order, with vectorised id -> position lookup."""
 
     ids: np.ndarray
+    _sorter: np.ndarray = field(init=False, repr=False, compare=False)  # positions of ``ids`` in sorted order
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sorter", np.argsort(self.ids, kind="stable"))
 
     @classmethod
     def from_values(cls, values: object) -> IdIndex:
+        """The distinct values, sorted: the item axis (item ids are the data's own, the same everywhere)."""
         return cls(np.sort(pd.unique(pd.Series(values, dtype=str))).astype(str))
+
+    @classmethod
+    def first_seen(cls, values: object) -> IdIndex:
+        """The distinct values in the order they first occur.
+
+        The user axis: user ids are keyed pseudonyms, so their sorted order (and every seeded draw,
+        batch or sum that follows it) would change with the key. Rows keep the source's order through
+        ingest and split, so the order of first occurrence is a function of the data alone.
+        """
+        return cls(pd.unique(pd.Series(values, dtype=str)).astype(str))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -25,11 +41,16 @@ class IdIndex:
     def positions(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Index of each value; -1 for values outside the vocabulary."""
         values = np.asarray(values, dtype=str)
-        pos = np.searchsorted(self.ids, values)
-        pos = np.clip(pos, 0, max(len(self.ids) - 1, 0))
-        found = len(self.ids) > 0
-        hit = (self.ids[pos] == values) if found else np.zeros(len(values), dtype=bool)
-        return np.where(hit, pos, -1)
+        if len(self.ids) == 0:
+            return np.full(len(values), -1, dtype=np.int64)
+        in_order = self.ids[self._sorter]
+        found = np.clip(np.searchsorted(in_order, values), 0, len(self.ids) - 1)
+        return np.where(in_order[found] == values, self._sorter[found], -1)
+
+
+def split_users(parts: Iterable[pd.DataFrame]) -> IdIndex:
+    """The user axis of a split: every user of its parts (train first), in order of first occurrence."""
+    return IdIndex.first_seen(pd.concat([part["user_id"] for part in parts], ignore_index=True))
 
 
 def interaction_matrix(interactions: pd.DataFrame, users: IdIndex, items: IdIndex) -> sp.csr_matrix:

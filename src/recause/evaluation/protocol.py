@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recause.config.evaluate import EvaluateParams
-from recause.data.matrix import IdIndex, interaction_matrix
+from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.evaluation.exposure import inverse_propensity_weights
 from recause.evaluation.ranking import evaluate_ranking, tie_priority
 from recause.evaluation.report import RankingMetrics
@@ -78,7 +78,7 @@ def evaluate_all(
     popularity, coverage and Gini index of the top lists.
     Each (split, model) segment is one ``runner`` task; results do not depend on the runner.
     """
-    users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in parts.values()]))
+    users = split_users(parts.values())
     matrices = {name: interaction_matrix(frame, users, items) for name, frame in parts.items()}
     train = matrices["train"]
     seen_before_test = train + matrices["valid"]
@@ -125,7 +125,7 @@ def evaluate_on_holdout(
     name, _, k = metric.partition("@")
     holdout = holdout[items.positions(holdout["item_id"]) >= 0]
     frames = [seen["train"], seen["valid"], holdout]
-    users = IdIndex.from_values(pd.concat([frame["user_id"] for frame in frames]))
+    users = split_users(frames)
     known = {part: frame[items.positions(frame["item_id"]) >= 0] for part, frame in seen.items()}
     train = interaction_matrix(known["train"], users, items)
     truth = interaction_matrix(holdout, users, items)
