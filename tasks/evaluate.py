@@ -26,6 +26,7 @@ from recause.evaluation.report import popularity_figure, ranking_figure
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
 from recause.models.baselines.pop import Pop
+from recause.models.hybrid import HybridEASE
 from recause.models.joint import JointModel
 from recause.models.language.retrieval import TfidfKNN, lm_retrieval_from_heads
 from recause.models.registry import JOINT_VARIANTS, load_fitted_baselines
@@ -68,6 +69,17 @@ def load_joint(split: str, parts: dict[str, pd.DataFrame], items: IdIndex) -> di
     return models
 
 
+def load_hybrid(split: str, items: IdIndex) -> dict[str, Recommender]:
+    """The hybrid EASE `train_hybrid` chose for ``split`` (none when it skipped itself), on evaluate's item axis."""
+    directory = LAYOUT.hybrid / split
+    if not (directory / f"{HybridEASE.name}.json").exists():
+        return {}
+    model, meta = load_model(directory, HybridEASE.name, {HybridEASE.name: HybridEASE})
+    if meta["item_ids"] != items.ids.tolist():
+        raise RuntimeError(f"{directory}/{HybridEASE.name} was fit on other items: re-run `train_hybrid`")
+    return {HybridEASE.name: model}
+
+
 def main() -> None:
     all_params = load_params()
     params = all_params.evaluate
@@ -85,11 +97,13 @@ def main() -> None:
         "lm_retrieval": lm_retrieval(items),
     }
     models = {**{name: model for name, (model, _) in loaded.items()}, **content, **load_joint("main", parts, items)}
+    models |= load_hybrid("main", items)
     cold_users = split_users(cold_parts.values())
     cold_models = {
         "pop": Pop().fit(interaction_matrix(cold_parts["train"], cold_users, items)),
         **content,
         **load_joint("cold_item", cold_parts, items),
+        **load_hybrid("cold_item", items),
     }
     # on `intervened` only models fit on its own train compete: the main train holds its test events
     intervened_users = split_users(intervened_parts.values())

@@ -45,6 +45,7 @@ class Layout:
     finetuned: Path = Path("models/finetuned")
     finetuned_encoder: Path = Path("models/finetuned/encoder")
     joint: Path = Path("models/joint")  # <split>/<model>.{safetensors,json}
+    hybrid: Path = Path("models/hybrid")  # <split>/hybrid_ease.{safetensors,json}
     champion: Path = Path("models/champion.json")
     checkpoints: Path = Path("checkpoints")
     # metrics, plots and reports

@@ -38,6 +38,7 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
         *(f"data/processed/recbole/recause/recause.{p}.inter" for p in ("train", "valid", "test")),
         *(f"data/processed/cold_item/{p}.parquet" for p in ("train", "valid", "test", "cold")),
         *(f"models/baselines/{m}.{ext}" for m in ("pop", "itemknn", "ease") for ext in ("safetensors", "json")),
+        *(f"models/hybrid/{split}/hybrid_ease.safetensors" for split in ("main", "cold_item")),
         "models/pretrained/model.safetensors",
         "models/finetuned/encoder/model.safetensors",
         "models/finetuned/two_tower.safetensors",
@@ -60,7 +61,7 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
     expected_keys = {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hit", "precision") for k in (10, 20)}
     unbiased = {f"snips_{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20)}
     unbiased |= {f"{m}@10" for m in ("mean_popularity", "coverage", "gini")}
-    content, joint = {"tfidf_knn", "lm_retrieval"}, {"joint", "joint_debiased"}
+    content, joint = {"tfidf_knn", "lm_retrieval", "hybrid_ease"}, {"joint", "joint_debiased"}
     expected_models = {
         "valid": {"pop", "itemknn", "ease"} | content | joint,
         "test": {"pop", "itemknn", "ease"} | content | joint,

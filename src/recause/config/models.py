@@ -34,8 +34,21 @@ class JointStageParams(JointParams):
     serve: JointVariant = "joint_debiased"
 
 
+class HybridStageParams(StrictModel):
+    """`train_hybrid`: the hybrid EASE (recause.models.hybrid) on the main split and on the cold-item variant,
+    every combination of these values fit on train and the best on valid kept (0 weights include EASE)."""
+
+    reg_weights: list[float] = Field(default_factory=lambda: [250.0, 400.0, 600.0], min_length=1)
+    popularity_regs: list[float] = Field(default_factory=lambda: [0.0, 0.5], min_length=1)
+    content_weights: list[float] = Field(default_factory=lambda: [0.0, 50.0, 100.0], min_length=1)
+    content_power: int = Field(default=3, ge=1)
+    metric: str = Field(default="ndcg@10", pattern=r"^(ndcg|recall|mrr|hit|precision)@\d+$")
+    max_items: int | None = Field(default=8_000, ge=1)
+
+
 class ModelsParams(StrictModel):
     # Each baseline types its own knobs (a params class next to the model, in recause.models.baselines), so adding
     # one touches no file here; recause.models.registry checks this section against them when it builds the models.
     baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)
     joint: JointStageParams = JointStageParams()
+    hybrid: HybridStageParams = HybridStageParams()
