@@ -37,7 +37,9 @@ def main() -> None:
             encoder, corpus, params.batch_size, device, dtype,
             progress=lambda it, desc: tqdm(list(it), desc=desc, unit="batch", leave=False, disable=None),
         )  # fmt: skip
-    metadata = {"item_ids": json.dumps(items["item_id"].tolist()), "checkpoint": str(FINETUNED)}
+    # One metadata key: safetensors writes several in hash-map order, which changes the file's bytes (and its
+    # DVC hash) from run to run.
+    metadata = {"item_ids": json.dumps(items["item_id"].tolist())}
     with atomic_path(OUTPUT) as tmp:
         save_file({"embeddings": torch.from_numpy(embeddings)}, str(tmp), metadata=metadata)
     rate = len(items) / timer.seconds if timer.seconds > 0 else float("inf")

@@ -1,5 +1,6 @@
-"""Stage `explain`: every user's top-k recommendations, each with the history item it owes most to
-(recomputed with the model: the score and rank without that item), as one Parquet file."""
+"""Stage `explain`: every user's top-k recommendations by the champion (`select_champion`), each with the
+history item it owes most to (recomputed with the model: the score and rank without that item), as one
+Parquet file."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from recause.artifacts import write_json, write_parquet
 from recause.causal.explain import explain_top_k
 from recause.config import load_params
 from recause.layout import LAYOUT
-from recause.serving import load_served
+from recause.serving import champion, load_served
 from recause.training.run import Timer
 from tasks._stage import run_stage
 
@@ -22,7 +23,8 @@ METRICS = LAYOUT.metrics_file("explain")
 
 def main() -> None:
     params = load_params().causal.explain
-    served = load_served(Path("."), params.model)
+    model = champion(Path("."))  # the list `recause recommend` prints and topk.parquet holds
+    served = load_served(Path("."), model)
     rows = []
     with Timer() as timer:
         for user in tqdm(range(len(served.users)), desc="explain", unit="user", disable=None):
@@ -39,7 +41,7 @@ def main() -> None:
     write_json(
         METRICS,
         {
-            "model": params.model,
+            "model": model,
             "users": len(served.users),
             "k": params.k,
             "rows_with_a_reason": round(float(explained.mean()), 4),
@@ -51,7 +53,7 @@ def main() -> None:
         },
     )
     print(
-        f"explain: {len(frame):,} recommendations of {len(served.users):,} users by {params.model} in {timer.seconds:.1f}s -> {OUTPUT}"
+        f"explain: {len(frame):,} recommendations of {len(served.users):,} users by {model} in {timer.seconds:.1f}s -> {OUTPUT}"
     )
 
 

@@ -3,8 +3,7 @@
 Splits: the main split (RecBole's protocol), its cold-item variant and the `intervened` variant; each
 model sees that split's train only, with its valid for early stopping. Every run is resumable
 (checkpoints/train_joint/<split>/<model>/), so a killed or retried stage continues where it was.
-Also writes every user's top-k of the served model (``models.joint.serve``) on the main split,
-excluding what the user has already interacted with anywhere.
+Every user's top-k comes from the champion (`select_champion`), whichever model that is.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import scipy.sparse as sp
 
 import recause.models.joint
 import recause.training
-from recause.artifacts import atomic_path, read_parquet, save_model, write_json, write_parquet
+from recause.artifacts import atomic_path, read_parquet, save_model, write_json
 from recause.config import load_params
 from recause.config.models import JOINT_VARIANTS, JointStageParams
 from recause.data.features import item_side_features, user_side_features
@@ -26,7 +25,6 @@ from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.errors import InputDataError
 from recause.layout import LAYOUT
 from recause.models.joint import JointModel, JointParams, joint_training
-from recause.serving import top_k_recommendations
 from recause.training.device import resolve_device, set_threads
 from recause.training.digest import file_digest
 from recause.training.loop import TrainResult
@@ -39,7 +37,6 @@ SPLITS = {"main": PROCESSED_DIR, "cold_item": PROCESSED_DIR / "cold_item", "inte
 USERS = LAYOUT.users
 EMBEDDINGS = LAYOUT.embeddings
 OUTPUT = LAYOUT.joint  # <split>/<model>.{safetensors,json}
-TOPK = LAYOUT.topk
 METRICS = LAYOUT.metrics_file("train_joint")
 PLOTS = LAYOUT.plot_dir("train_joint")
 CODE = (recause.models.joint, recause.training)  # what a run's results depend on (with this module)
@@ -126,18 +123,8 @@ def main() -> None:
             model.name = name
             meta = {"item_ids": items.ids.tolist(), "user_ids": split_data[split].users.ids.tolist(), "split": split}
             save_model(tmp / split, model, meta)
-    main_split = split_data["main"]
-    seen = sum(main_split.matrices.values())
-    warm = np.asarray(main_split.matrices["train"].sum(axis=0)).ravel() > 0
-    titles = catalogue.assign(item_id=catalogue["item_id"].astype(str)).set_index("item_id")
-    titles = titles["title"] if "title" in titles else pd.Series(items.ids, index=items.ids)
-    served = fitted["main", stage.serve]
-    topk = top_k_recommendations(served.score_users, main_split.users, items, seen, stage.top_k, warm)
-    topk.insert(3, "title", titles.reindex(topk["item_id"]).fillna(topk["item_id"]).astype(str).to_numpy())
-    write_parquet(topk, TOPK)
     save_loss_plots(PLOTS, plots)
-    write_json(METRICS, {"served": stage.serve, "top_k": stage.top_k, "splits": report})
-    print(f"train_joint: top-{stage.top_k} of {main_split.users.ids.size:,} users by {stage.serve} -> {TOPK}")
+    write_json(METRICS, {"splits": report})
 
 
 if __name__ == "__main__":

@@ -128,6 +128,11 @@ def run(
     ranking = LAYOUT.under(root).metrics_file("ranking")
     if ranking.exists():
         print_ranking(ranking)
+    champion = LAYOUT.under(root).metrics_file("champion")
+    if champion.exists():
+        from recause.selection import summary
+
+        typer.echo(summary(json.loads(champion.read_text(encoding="utf-8"))))
 
 
 @app.command()
@@ -182,8 +187,9 @@ def explain(
         str | None, typer.Option("--item", "-i", help="Item id to explain; omitted: the user's top-k, one reason each.")
     ] = None,
     model: Annotated[
-        str, typer.Option(help="Trained model that recommends: ease, itemknn, pop, joint or joint_debiased.")
-    ] = "ease",
+        str | None,
+        typer.Option(help="A model whose list comes from the history (default: the champion, models/champion.json)."),
+    ] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Length of the recommendation list.")] = 10,
     reasons: Annotated[int, typer.Option(min=1, help="History items to name per explanation.")] = 3,
     workspace: WorkspaceOption = Path("."),
@@ -195,10 +201,16 @@ def explain(
         configure_environment(root)
         from recause.config import load_params
         from recause.data.keys import existing_pseudonym_key
-        from recause.serving import item_column, load_served, user_row
+        from recause.serving import EXPLAINABLE, champion, item_column, load_served, user_row
 
         settings = load_params(LAYOUT.under(root).params).data
-        served = load_served(root, model)
+        name = model or champion(root)
+        if name not in EXPLAINABLE:
+            raise RecauseError(
+                f"'{name}' scores users by their ids, so no history item explains its list: "
+                f"choose one of {', '.join(EXPLAINABLE)}"
+            )
+        served = load_served(root, name)
         key = existing_pseudonym_key(settings, root) if settings.pseudonymise else None
         row = user_row(served, user, key)
         history = served.history[row]
@@ -220,7 +232,7 @@ def recommend(
     user: Annotated[str, typer.Option("--user", "-u", help="User id as in your data (or its pseudonym).")],
     k: Annotated[int, typer.Option("--k", min=1, help="How many items to recommend.")] = 10,
     model: Annotated[
-        str | None, typer.Option(help="joint, joint_debiased or a baseline (default: models.joint.serve).")
+        str | None, typer.Option(help="Any servable model by name (default: the champion, models/champion.json).")
     ] = None,
     workspace: WorkspaceOption = Path("."),
 ) -> None:
@@ -233,10 +245,10 @@ def recommend(
 
         from recause.config import load_params
         from recause.data.keys import existing_pseudonym_key
-        from recause.serving import load_served, top_k_recommendations, user_row
+        from recause.serving import champion, load_served, user_row
 
         settings = load_params(LAYOUT.under(root).params)
-        served = load_served(root, model or settings.models.joint.serve)
+        served = load_served(root, model or champion(root))
         key = existing_pseudonym_key(settings.data, root) if settings.data.pseudonymise else None
         row = user_row(served, user, key)
     except RecauseError as error:
@@ -244,20 +256,12 @@ def recommend(
     from rich.console import Console
     from rich.table import Table
 
-    def score_users(rows):  # noqa: ANN001, ANN202 - joint models score user rows, the others histories
-        if hasattr(served.model, "score_users"):
-            return served.model.score_users(rows)
-        return served.model.score(served.history[rows])
-
-    top = top_k_recommendations(
-        score_users, served.users, served.items, served.history, k, served.warm, np.array([row])
-    )
+    top = served.top_k(k, np.array([row]))
     table = Table(title=f"Top {len(top)} for user {user} by {served.model.name}")
     for name in ("rank", "item", "score", "warm/cold"):
         table.add_column(name, justify="right" if name in ("rank", "score") else "left")
     for found in top.itertuples():
-        title = served.titles.loc[found.item_id]
-        table.add_row(str(found.rank), title, f"{found.score:.4f}", "warm" if found.warm else "cold")
+        table.add_row(str(found.rank), found.title, f"{found.score:.4f}", "warm" if found.warm else "cold")
     Console(width=max(100, Console().width)).print(table)
 
 

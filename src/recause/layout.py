@@ -46,7 +46,8 @@ class Layout:
     finetuned_encoder: Path = Path("models/finetuned/encoder")
     joint: Path = Path("models/joint")  # <split>/<model>.{safetensors,json}
     hybrid: Path = Path("models/hybrid")  # <split>/hybrid_ease.{safetensors,json}
-    champion: Path = Path("models/champion.json")
+    champion: Path = Path("models/champion.json")  # the model select_champion chose (a DVC output)
+    accepted: Path = Path("models/accepted.json")  # the retrain registry: accepted runs, the current one first
     checkpoints: Path = Path("checkpoints")
     # metrics, plots and reports
     metrics: Path = Path("metrics")

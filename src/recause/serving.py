@@ -21,23 +21,42 @@ from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.data.pseudonym import pseudonym
 from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
-from recause.layout import LAYOUT
+from recause.layout import LAYOUT, Layout
 from recause.models.base import Recommender
+from recause.models.hybrid import HybridEASE
 from recause.models.registry import JOINT_VARIANTS, baseline_types
 
 PSEUDONYM = re.compile(r"^u[0-9a-f]{16}$")
 SPLIT_PARTS = ("train", "valid", "test")
 TOP_K_COLUMNS = ["user_id", "rank", "item_id", "score", "warm"]
-SERVABLE = (*baseline_types(), *JOINT_VARIANTS)
+SERVABLE = (*baseline_types(), HybridEASE.name, *JOINT_VARIANTS)
+# Models whose list is a function of the user's history alone: `explain` can take an item out and re-score,
+# so it explains the very list `recommend` prints. Champion candidates are these.
+EXPLAINABLE = (*baseline_types(), HybridEASE.name)
 
 
-def _model_type(model: str) -> type[Recommender]:
+def model_type(model: str) -> type[Recommender]:
     """The class of a servable model; the joint model's (and torch with it, ~2 s) only when it is asked for."""
     if model in JOINT_VARIANTS:
         from recause.models.joint import JointModel
 
         return JointModel
-    return baseline_types()[model]
+    return HybridEASE if model == HybridEASE.name else baseline_types()[model]
+
+
+def model_location(layout: Layout, model: str) -> tuple[Path, str]:
+    """Where a servable model fit on the main split is saved, and the stage that writes it."""
+    if model in JOINT_VARIANTS:
+        return layout.joint / "main", "train_joint"
+    if model == HybridEASE.name:
+        return layout.hybrid / "main", "train_hybrid"
+    return layout.baselines, "train_baselines"
+
+
+def champion(root: Path) -> str:
+    """The model `select_champion` chose to serve (``models/champion.json``)."""
+    path = _need(LAYOUT.under(root).champion, "the champion", "select_champion")
+    return str(json.loads(path.read_text(encoding="utf-8"))["served"])
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,19 @@ class Served:
     history: sp.csr_matrix  # every known interaction (train + valid + test), users x items
     titles: pd.Series  # item id -> title (or the id when the catalogue has no title)
     warm: np.ndarray  # per item: it has events in the train part (else the model knows it from content only)
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of the users at ``rows``: by their rows (models with user embeddings), else their histories."""
+        if hasattr(self.model, "score_users"):
+            return self.model.score_users(rows)  # type: ignore[attr-defined]
+        return self.model.score(self.history[rows])
+
+    def top_k(self, k: int, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """``top_k_recommendations`` of this model for every user (or those at ``rows``), with item titles:
+        what `recause recommend` prints and `topk.parquet` holds."""
+        top = top_k_recommendations(self.scores, self.users, self.items, self.history, k, self.warm, rows)
+        top.insert(3, "title", self.titles.reindex(top["item_id"]).to_numpy(dtype=str))
+        return top
 
 
 def _need(path: Path, what: str, stage: str) -> Path:
@@ -64,9 +96,7 @@ def load_served(root: Path, model: str) -> Served:
     if model not in SERVABLE:
         raise RecauseError(f"unknown model '{model}': choose one of {', '.join(sorted(SERVABLE))}")
     layout = LAYOUT.under(root)
-    folder, stage = (
-        (layout.joint / "main", "train_joint") if model in JOINT_VARIANTS else (layout.baselines, "train_baselines")
-    )
+    folder, stage = model_location(layout, model)
     meta = json.loads(_need(folder / f"{model}.json", "model", stage).read_text())
     arrays = load_file(str(_need(folder / f"{model}.safetensors", "model", stage)))
     items = IdIndex(np.asarray(meta["item_ids"], dtype=str))
@@ -81,7 +111,7 @@ def load_served(root: Path, model: str) -> Served:
     titles = pd.Series(names.astype(str).to_numpy(), index=catalogue["item_id"]).reindex(items.ids)
     titles = titles.fillna(pd.Series(items.ids, index=items.ids))
     return Served(
-        _model_type(model).from_state(meta["config"], arrays),
+        model_type(model).from_state(meta["config"], arrays),
         items,
         users,
         interaction_matrix(events, users, items),

@@ -131,7 +131,8 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
     assert explained.groupby("user_id").size().eq(10).all() and explained["because_of"].notna().mean() > 0.9
     seen = pd.concat(pd.read_parquet(root / f"data/processed/{p}.parquet") for p in ("train", "valid", "test"))
     pairs = set(zip(seen["user_id"], seen["item_id"].astype(str), strict=True))
-    _assert_joint_outputs(root, pairs)
+    _assert_joint_outputs(root)
+    _assert_champion_outputs(root, pairs)
     assert not any(pair in pairs for pair in zip(explained["user_id"], explained["item_id"], strict=True))
     reasons = explained.dropna(subset=["because_of"])
     assert all(pair in pairs for pair in zip(reasons["user_id"], reasons["because_of"], strict=True))
@@ -144,21 +145,14 @@ def _a_trained_user(root: Path) -> tuple[str, bytes]:
     return next(str(r) for r in range(1, 944) if pseudonym(str(r), key) in set(events["user_id"])), key
 
 
-def _assert_joint_outputs(root: Path, seen_pairs: set[tuple[str, str]]) -> None:
-    """train_joint's models, top-k (nothing already seen) and evaluate's joint rows on test, cold and intervened."""
+def _assert_joint_outputs(root: Path) -> None:
+    """train_joint's models and evaluate's joint rows on test, cold and intervened."""
     params = load_params(root / "params.yaml").models.joint
     for split in ("main", "cold_item", "intervened"):
         for name in ("joint", "joint_debiased"):
             assert (root / f"models/joint/{split}/{name}.safetensors").exists()
             config = json.loads((root / f"models/joint/{split}/{name}.json").read_text())["config"]
             assert config["debias"] == ("none" if name == "joint" else params.debias)
-    topk = pd.read_parquet(root / "data/recommendations/topk.parquet")
-    users = pd.concat(pd.read_parquet(root / f"data/processed/{p}.parquet") for p in ("train", "valid", "test"))
-    assert set(topk["user_id"]) == set(users["user_id"]) and topk.groupby("user_id").size().eq(params.top_k).all()
-    assert not any(pair in seen_pairs for pair in zip(topk["user_id"], topk["item_id"], strict=True))
-    ranked = topk.sort_values(["user_id", "rank"])
-    assert (ranked.groupby("user_id")["score"].diff().dropna() <= 0).all()  # best first
-    assert {"title", "warm"} <= set(topk.columns) and topk["title"].notna().all()
     ranking = json.loads((root / "metrics/ranking.json").read_text())
     for split in ("test", "cold", "intervened"):
         assert {"joint", "joint_debiased"} <= set(ranking[split]), split
@@ -166,6 +160,57 @@ def _assert_joint_outputs(root: Path, seen_pairs: set[tuple[str, str]]) -> None:
     assert 0 <= test["snips_ndcg@10"] <= 1 and 0 < test["coverage@10"] <= 1 and 0 <= test["gini@10"] <= 1
     assert test["mean_popularity@10"] > 0
     assert (root / "metrics/plots/train_joint/main_joint.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _assert_champion_outputs(root: Path, seen_pairs: set[tuple[str, str]]) -> None:
+    """select_champion's choice (the best explainable model on valid), its report and its top-k."""
+    params = load_params(root / "params.yaml").champion
+    choice = json.loads((root / "models/champion.json").read_text())
+    valid = json.loads((root / "metrics/ranking.json").read_text())["valid"]
+    candidates = choice["candidates"]
+    assert {"ease", "hybrid_ease"} <= set(candidates) and not {"joint", "lm_retrieval"} & set(candidates)
+    assert candidates == {m: valid[m][params.metric] for m in candidates}  # read from valid, nothing else
+    assert choice["served"] == max(candidates, key=candidates.__getitem__)
+    report = json.loads((root / "metrics/champion.json").read_text())
+    test = json.loads((root / "metrics/ranking.json").read_text())["test"]
+    paired = report["test_against_best_other_baseline"]
+    assert paired["mean_a"] == pytest.approx(test[choice["served"]][params.metric])  # evaluate's own test number
+    assert paired["mean_b"] == pytest.approx(test[paired["baseline"]][params.metric])
+    assert paired["interval"][0] <= paired["mean_difference"] <= paired["interval"][1] and 0 <= paired["p_value"] <= 1
+    topk = pd.read_parquet(root / "data/recommendations/topk.parquet")
+    users = pd.concat(pd.read_parquet(root / f"data/processed/{p}.parquet") for p in ("train", "valid", "test"))
+    assert set(topk["user_id"]) == set(users["user_id"]) and topk.groupby("user_id").size().eq(params.top_k).all()
+    assert not any(pair in seen_pairs for pair in zip(topk["user_id"], topk["item_id"], strict=True))
+    ranked = topk.sort_values(["user_id", "rank"])
+    assert (ranked.groupby("user_id")["score"].diff().dropna() <= 0).all()  # best first
+    assert {"title", "warm"} <= set(topk.columns) and topk["title"].notna().all()
+
+
+def test_recommend_explain_topk_and_the_retrain_gate_serve_the_same_champion(tiny_workspace: Workspace) -> None:
+    from recause.operations.retrain import _gate_model
+
+    root = tiny_workspace.root
+    served = json.loads((root / "models/champion.json").read_text())["served"]
+    raw, key = _a_trained_user(root)
+    recommended = tiny_workspace.run("recause", "recommend", "--user", raw, "--k", "5")
+    explained = tiny_workspace.run("recause", "explain", "--user", raw, "--k", "5")
+    assert recommended.returncode == explained.returncode == 0, recommended.stderr[-2000:] + explained.stderr[-2000:]
+    assert f"by {served}" in recommended.stdout and f"Top 5 by {served}" in explained.stdout
+    rows = [re.split(r"\s*│\s*", line) for line in recommended.stdout.splitlines() if re.match(r"^│\s*\d+\s*│", line)]
+    titles = [row[2] for row in rows]
+    explained_rows = [line for line in explained.stdout.splitlines() if re.match(r"^│\s*\d+\s*│", line)]
+    assert len(titles) == len(explained_rows) == 5
+    for title, line in zip(titles, explained_rows, strict=True):  # the same list, in the same order
+        assert title[:20] in line, (title, line)
+    topk = pd.read_parquet(root / "data/recommendations/topk.parquet")
+    first = topk[topk["user_id"] == pseudonym(raw, key)].sort_values("rank").head(5)
+    assert [t[:20] for t in first["title"]] == [t[:20] for t in titles]
+    explained_topk = pd.read_parquet(root / "data/recommendations/explained_topk.parquet")
+    mine = explained_topk[explained_topk["user_id"] == pseudonym(raw, key)].sort_values("rank").head(5)
+    assert mine["item_id"].tolist() == first["item_id"].tolist()
+    assert json.loads((root / "metrics/explain.json").read_text())["model"] == served
+    gated, _ = _gate_model(root, "champion")  # retrain.gate.model's default
+    assert gated.name == served
 
 
 def test_recommend_prints_a_users_unseen_top_k_with_titles_and_warm_or_cold(tiny_workspace: Workspace) -> None:
@@ -198,7 +243,8 @@ def test_explain_names_the_history_items_behind_a_users_recommendations(tiny_wor
     raw, key = _a_trained_user(root)
     top = tiny_workspace.run("recause", "explain", "--user", raw, "--k", "5")
     assert top.returncode == 0, top.stderr[-2000:]
-    assert "Top 5 by ease" in top.stdout and top.stdout.count("│") >= 5 * 6, top.stdout
+    served = json.loads((root / "models/champion.json").read_text())["served"]
+    assert f"Top 5 by {served}" in top.stdout and top.stdout.count("│") >= 5 * 6, top.stdout
     catalogue = pd.read_parquet(root / "data/validated/items.parquet")
     seen = pd.concat(pd.read_parquet(root / f"data/processed/{p}.parquet") for p in ("train", "valid", "test"))
     seen = set(seen.loc[seen["user_id"] == pseudonym(raw, key), "item_id"].astype(str))
@@ -206,7 +252,7 @@ def test_explain_names_the_history_items_behind_a_users_recommendations(tiny_wor
     one = tiny_workspace.run("recause", "explain", "--user", pseudonym(raw, key), "--item", item)
     assert one.returncode == 0, one.stderr[-2000:]
     title = catalogue.loc[catalogue["item_id"].astype(str) == item, "title"].iloc[0]
-    assert one.stdout.startswith(f"{title}: score ") and "for this user (ease)" in one.stdout, one.stdout
+    assert one.stdout.startswith(f"{title}: score ") and f"for this user ({served})" in one.stdout, one.stdout
     again = tiny_workspace.run("recause", "explain", "--user", raw, "--item", next(iter(seen)))
     assert again.returncode == 2 and "already interacted with" in again.stderr
     unknown = tiny_workspace.run("recause", "explain", "--user", "nobody")

@@ -43,7 +43,7 @@ def _digest(path: Path) -> str:
 
 
 def _registry(root: Path) -> dict:
-    return json.loads((root / "models/champion.json").read_text(encoding="utf-8"))
+    return json.loads((root / "models/accepted.json").read_text(encoding="utf-8"))
 
 
 def _git(root: Path, *args: str) -> str:
@@ -84,7 +84,7 @@ def test_retrain_gate_promotes_rejects_and_rolls_back(workspace: Workspace) -> N
     first_model = _digest(ease)
     assert first["outs"]["models/baselines"].endswith(".dir")
     assert "retrain: promote challenger" in _git(root, "log", "-1", "--format=%s")
-    assert not _git(root, "status", "--porcelain", "dvc.lock", "models/champion.json").strip()
+    assert not _git(root, "status", "--porcelain", "dvc.lock", "models/accepted.json").strip()
     remote = root / ".recause/dvc-remote/files/md5"
     assert any(remote.rglob("*.dir")), "champion artifacts were not pushed to the DVC remote"
 

@@ -74,8 +74,9 @@ def test_the_setting_is_chosen_on_valid_even_when_test_would_choose_another(data
     first. The selector is given train and valid only, and must pick A."""
     matrices, content = data
     train = matrices["train"]
-    a, b = HybridEASEParams(reg_weight=250.0, content_weight=0.0, popularity_reg=0.0), HybridEASEParams(
-        reg_weight=2000.0, content_weight=300.0, popularity_reg=2.0, content_power=1
+    a, b = (
+        HybridEASEParams(reg_weight=250.0, content_weight=0.0, popularity_reg=0.0),
+        HybridEASEParams(reg_weight=2000.0, content_weight=300.0, popularity_reg=2.0, content_power=1),
     )
     firsts = {}
     for name, setting in (("a", a), ("b", b)):

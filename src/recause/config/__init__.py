@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recause.config.base import StrictModel
 from recause.config.causal import CausalParams, CausalQuestion
+from recause.config.champion import ChampionParams
 from recause.config.data import DataParams, SyntheticParams, TableFile, UserFiles, WheelSource
 from recause.config.evaluate import EvaluateParams, MetricName
 from recause.config.joint import JointParams
@@ -58,6 +59,7 @@ class Params(StrictModel):
     causal: CausalParams = CausalParams()
     orchestration: OrchestrationParams = OrchestrationParams()
     retrain: RetrainParams = RetrainParams()
+    champion: ChampionParams = ChampionParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -192,7 +194,7 @@ def apply_params_updates(
 
 
 __all__ = [
-    "ML100K_OCCUPATIONS", "PARAMS_FILE", "BanditParams", "CausalParams", "CausalQuestion", "CollaborativeHeadParams",
+    "ML100K_OCCUPATIONS", "PARAMS_FILE", "BanditParams", "ChampionParams", "CausalParams", "CausalQuestion", "CollaborativeHeadParams",
     "DaskParams", "DataParams", "DriftParams", "EncoderParams", "EstimatorName", "EvaluateParams",
     "FinetuneParams", "GateParams", "IntervenedParams", "JointParams", "JointStageParams",
     "MetricName", "ModelsParams", "OBDSource", "OPEParams", "OrchestrationParams", "Params", "PretrainParams",

@@ -122,7 +122,6 @@ class UpliftParams(StrictModel):
 class ExplainParams(StrictModel):
     """The batch of explained recommendations: every user's top-k, each with the history item behind it."""
 
-    model: Literal["ease", "itemknn", "pop"] = "ease"
     k: int = Field(default=10, ge=1)
 
 

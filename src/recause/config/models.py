@@ -30,8 +30,6 @@ class JointStageParams(JointParams):
     use_text: bool = True
     use_side_features: bool = True
     checkpoint_every: int = Field(default=50, ge=1)
-    top_k: int = Field(default=50, ge=1)
-    serve: JointVariant = "joint_debiased"
 
 
 class HybridStageParams(StrictModel):

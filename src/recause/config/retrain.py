@@ -11,7 +11,7 @@ from recause.config.base import StrictModel
 
 
 class GateParams(StrictModel):
-    model: str = "ease"
+    model: str = "champion"
     metric: str = "ndcg@10"
     min_improvement: float = 0.0
     min_holdout_users: int = Field(default=1, ge=1)

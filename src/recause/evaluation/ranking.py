@@ -96,6 +96,7 @@ def evaluate_ranking(
     by_user_rows: bool = False,
     item_weights: np.ndarray | None = None,
     popularity: np.ndarray | None = None,
+    per_user_out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Mean of every ``metric@k`` over users with at least one truth item, in user batches.
 
@@ -108,6 +109,8 @@ def evaluate_ranking(
     ``snips_recall@k`` and ``snips_ndcg@k`` for every k; ``popularity`` (n_items,), train counts,
     adds ``mean_popularity@k``, ``coverage@k`` and ``gini@k`` of the top-k lists for one k
     (``exposure_k``: 10 when in ``ks``, else the smallest). Both are over the users with truth.
+    ``per_user_out``, when given, receives each ``metric@k``'s value per user and those users' rows
+    (``"user_rows"``): what a paired test between two models over the same users needs.
     """
     ks, metrics = sorted(set(ks)), list(metrics)
     n_items = history.shape[1]
@@ -132,6 +135,9 @@ def evaluate_ranking(
             snips.add(top, hits, truth[batch])
         if exposure is not None:
             exposure.add(top)
+    if per_user_out is not None:
+        per_user_out["user_rows"] = users
+        per_user_out.update({name: np.concatenate(values) for name, values in per_user.items()})
     n_users = max(len(users), 1)
     # fsum is exactly rounded, so the mean does not depend on the order users were scored in
     result = {

@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from recause.config.base import StrictModel
+
 
 class Recommender(ABC):
     """A model that scores every item for each user from that user's interaction history."""
@@ -51,3 +53,31 @@ class Recommender(ABC):
 def require_fitted(value: object, model: str) -> None:
     if value is None:
         raise RuntimeError(f"{model} is not fitted: call fit() first")
+
+
+class DenseItemItem(Recommender):
+    """A model that scores ``history @ weights`` with one dense (n_items, n_items) matrix (EASE and its kin):
+    its state is that matrix, its config its params."""
+
+    params_type: ClassVar[type[StrictModel]]
+
+    def __init__(self, params: StrictModel | None = None) -> None:
+        self.params = params or self.params_type()
+        self.weights: np.ndarray | None = None
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        require_fitted(self.weights, self.name)
+        return np.asarray(history @ self.weights, dtype=np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        require_fitted(self.weights, self.name)
+        return {"weights": self.weights}
+
+    def config(self) -> dict[str, Any]:
+        return self.params.model_dump()
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        model = cls(cls.params_type(**config))
+        model.weights = arrays["weights"]
+        return model

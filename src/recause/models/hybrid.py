@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +30,7 @@ from pydantic import Field
 
 from recause.config.base import StrictModel
 from recause.evaluation.ranking import evaluate_ranking
-from recause.models.base import Recommender, require_fitted
+from recause.models.base import DenseItemItem
 
 
 class HybridEASEParams(StrictModel):
@@ -64,37 +64,21 @@ def train_gram(train: sp.csr_matrix) -> np.ndarray:
     return np.asarray((train.T @ train).todense(), dtype=np.float64)
 
 
-class HybridEASE(Recommender):
+class HybridEASE(DenseItemItem):
     """EASE over interactions plus a language-model content kernel; scores warm and cold items alike."""
 
     name = "hybrid_ease"
+    params_type = HybridEASEParams
+    params: HybridEASEParams
 
     def __init__(self, params: HybridEASEParams | None = None, embeddings: np.ndarray | None = None) -> None:
-        self.params = params or HybridEASEParams()
+        super().__init__(params)
         self.embeddings = embeddings  # (n_items, d) in the item order of the train matrix; None: EASE + ridge
-        self.weights: np.ndarray | None = None
 
     def fit(self, train: sp.csr_matrix) -> Self:
         kernel = None if self.embeddings is None else content_kernel(self.embeddings, self.params.content_power)
         self.weights = hybrid_weights(train_gram(train), kernel, self.params)
         return self
-
-    def score(self, history: sp.csr_matrix) -> np.ndarray:
-        require_fitted(self.weights, self.name)
-        return np.asarray(history @ self.weights, dtype=np.float32)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        require_fitted(self.weights, self.name)
-        return {"weights": self.weights}
-
-    def config(self) -> dict[str, Any]:
-        return self.params.model_dump()
-
-    @classmethod
-    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
-        model = cls(HybridEASEParams(**config))
-        model.weights = arrays["weights"]
-        return model
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The champion/challenger gate and the champion registry, as pure functions over plain data.
 
-The registry is one small JSON file (``models/champion.json``): the current champion and the ones
+The registry is one small JSON file (``models/accepted.json``): the current champion and the ones
 it replaced. A champion is a pointer, not a copy: the dvc.lock it was accepted with names every
 artifact by its DVC hash, so the artifacts themselves stay in the DVC cache and remote.
 """

@@ -1,7 +1,7 @@
 """Scheduled retraining around a pipeline run: is there new data, the challenger against the champion,
 promotion (push and commit), and putting the champion back (a rejected challenger, a rollback).
 
-The champion is a pointer (``LAYOUT.champion``) to the dvc.lock it was accepted with; its artifacts
+The champion is a pointer (``LAYOUT.accepted``) to the dvc.lock it was accepted with; its artifacts
 stay in the DVC cache and remote. The flow (``flows/retrain.py``) only wires these steps to Prefect.
 """
 
@@ -63,15 +63,37 @@ def _split_parts(directory: Path) -> dict[str, pd.DataFrame]:
     return {part: read_parquet(directory / f"{part}.parquet", f"split part '{part}'") for part in SPLIT_PARTS}
 
 
-def _gate_model(directory: Path, name: str) -> tuple[Recommender, IdIndex]:
-    """The gated model and its item vocabulary (the one place that maps a model name to its class)."""
-    from recause.models.registry import baseline_types
+def _gate_model(root: Path, name: str) -> tuple[Recommender, IdIndex]:
+    """The gated model of the workspace (or champion's copy) at ``root`` and its item vocabulary.
 
-    types = baseline_types()
-    if name not in types:
-        raise RecauseError(f"retrain.gate.model '{name}' is not a baseline: choose one of {', '.join(types)}")
-    model, meta = load_model(directory, name, types)
+    ``champion``: the model that run's `select_champion` chose to serve (its ``models/champion.json``).
+    """
+    from recause.serving import SERVABLE, champion, model_location, model_type
+
+    name = champion(root) if name == "champion" else name
+    if name not in SERVABLE:
+        raise RecauseError(
+            f"retrain.gate.model '{name}' is not servable: choose champion or one of {', '.join(SERVABLE)}"
+        )
+    folder, _ = model_location(LAYOUT.under(root), name)
+    model, meta = load_model(folder, name, {name: model_type(name)})
     return model, IdIndex(np.asarray(meta["item_ids"], dtype=str))
+
+
+def _gate_outputs(champion: Champion, gate: GateParams) -> list[Path]:
+    """The champion's outputs the gate reads: the split, the gated model's folder and, for ``champion``,
+    the selection that names it (each as the dvc.lock output that holds it)."""
+    from recause.serving import model_location
+
+    wanted = [LAYOUT.processed, LAYOUT.champion, *(model_location(LAYOUT, m)[0] for m in _gate_candidates(gate))]
+    outs = [Path(out) for out in champion.outs]
+    return sorted({out for path in wanted for out in outs if path == out or path.is_relative_to(out)})
+
+
+def _gate_candidates(gate: GateParams) -> list[str]:
+    from recause.serving import SERVABLE
+
+    return list(SERVABLE) if gate.model == "champion" else [gate.model]
 
 
 def _champion_output(root: Path, champion: Champion, output: Path, target: Path) -> None:
@@ -89,16 +111,16 @@ def challenge(root: Path, champion: Champion | None, gate: GateParams, tie_seed:
     """
     layout = LAYOUT.under(root)
     parts = _split_parts(layout.processed)
-    model, items = _gate_model(layout.baselines, gate.model)
+    model, items = _gate_model(root, gate.model)
     if champion is None:
         value, users = evaluate_on_holdout(model, items, parts, parts["test"], gate.metric, tie_seed)
         return decide(None, value, users, len(parts["test"]), gate)
     with tempfile.TemporaryDirectory(prefix="recause-champion-") as scratch:
         old = LAYOUT.under(Path(scratch))
-        _champion_output(root, champion, LAYOUT.processed, old.processed)
-        _champion_output(root, champion, LAYOUT.baselines, old.baselines)
+        for output in _gate_outputs(champion, gate):
+            _champion_output(root, champion, output, Path(scratch) / output)
         old_parts = _split_parts(old.processed)
-        old_model, old_items = _gate_model(old.baselines, gate.model)
+        old_model, old_items = _gate_model(Path(scratch), gate.model)
     holdout = frozen_holdout(old_parts["test"], parts["test"])
     holdout = holdout[(items.positions(holdout["item_id"]) >= 0) & (old_items.positions(holdout["item_id"]) >= 0)]
     before, users = evaluate_on_holdout(old_model, old_items, old_parts, holdout, gate.metric, tie_seed)
@@ -154,7 +176,7 @@ def promote(root: Path, registry: Registry, params: Params, decision: GateDecisi
     push(root, settings.remote, settings.remote_name, log)
     if settings.commit:
         message = f"retrain: promote challenger ({gate.model} {gate.metric} {decision.challenger:.4f})"
-        commit_pointer(root, [LAYOUT.dvc_lock, LAYOUT.params, LAYOUT.champion], message, log)
+        commit_pointer(root, [LAYOUT.dvc_lock, LAYOUT.params, LAYOUT.accepted], message, log)
     return champion
 
 
@@ -190,5 +212,5 @@ def rollback(root: Path, log: Log) -> Champion:
         write_registry(root, registry)
         if load_params(LAYOUT.under(root).params).retrain.commit:
             message = f"rollback: champion accepted at {registry.current.accepted_at}"
-            commit_pointer(root, [LAYOUT.dvc_lock, LAYOUT.champion], message, log)
+            commit_pointer(root, [LAYOUT.dvc_lock, LAYOUT.accepted], message, log)
         return registry.current

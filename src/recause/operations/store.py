@@ -12,14 +12,14 @@ from recause.operations.champion import Registry
 
 
 def read_registry(root: Path) -> Registry:
-    path = LAYOUT.under(root).champion
+    path = LAYOUT.under(root).accepted
     if not path.exists():
         return Registry()
     return Registry.model_validate_json(path.read_text(encoding="utf-8"))
 
 
 def write_registry(root: Path, registry: Registry) -> None:
-    write_text(LAYOUT.under(root).champion, registry.model_dump_json(indent=2) + "\n")
+    write_text(LAYOUT.under(root).accepted, registry.model_dump_json(indent=2) + "\n")
 
 
 def fingerprint(paths: list[Path]) -> str:

@@ -6,14 +6,14 @@ P = (X^T X + reg I)^-1,  B_ij = -P_ij / P_jj,  B_jj = 0.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from recause.config.base import StrictModel
-from recause.models.base import Recommender, require_fitted
+from recause.models.base import DenseItemItem
 from recause.models.registry import Capabilities, register_baseline
 
 
@@ -38,36 +38,17 @@ def ease_weights(train: sp.csr_matrix, reg_weight: float) -> np.ndarray:
 @register_baseline(
     order=30, params=EASEParams, capabilities=Capabilities(warm_items=True, cold_items=False, debiases=False)
 )
-class EASE(Recommender):
+class EASE(DenseItemItem):
     name = "ease"
-
-    def __init__(self, params: EASEParams | None = None) -> None:
-        self.params = params or EASEParams()
-        self.weights: np.ndarray | None = None
+    params_type = EASEParams
+    params: EASEParams
 
     def fit(self, train: sp.csr_matrix) -> Self:
         self.weights = ease_weights(train, self.params.reg_weight)
         return self
-
-    def score(self, history: sp.csr_matrix) -> np.ndarray:
-        require_fitted(self.weights, self.name)
-        return np.asarray(history @ self.weights, dtype=np.float32)
 
     def skip_reason(self, train: sp.csr_matrix) -> str | None:
         n_items, cap = train.shape[1], self.params.max_items
         if cap is None or n_items <= cap:
             return None
         return f"{n_items:,} items exceed max_items {cap:,} (the dense solve grows with the cube of the item count)"
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        require_fitted(self.weights, self.name)
-        return {"weights": self.weights}
-
-    def config(self) -> dict[str, Any]:
-        return self.params.model_dump()
-
-    @classmethod
-    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
-        model = cls(EASEParams(**config))
-        model.weights = arrays["weights"]
-        return model

@@ -1,0 +1,96 @@
+"""Stage `select_champion`: the one model behind `recommend`, `explain`, `topk.parquet` and the retrain gate.
+
+Candidates are the evaluated models whose lists come from the user's history (`recause.serving.EXPLAINABLE`:
+`explain` can then explain the very list `recommend` prints). The champion is the best of them on
+`champion.split` (valid: no other value is accepted) by `champion.metric`; ties within
+`champion.tie_tolerance` go to the first in report order. After the choice, and only as a report, the
+champion is compared with the best other baseline on test, user by user (a paired test).
+Writes models/champion.json (the choice: what is served), metrics/champion.json (every candidate, the
+comparison) and every user's top-k of the served model (data/recommendations/topk.parquet).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from recause.artifacts import load_model, read_parquet, require_file, write_json, write_parquet
+from recause.config import load_params
+from recause.data.matrix import IdIndex, interaction_matrix, split_users
+from recause.evaluation.ranking import evaluate_ranking, tie_priority
+from recause.layout import LAYOUT
+from recause.models.registry import baselines
+from recause.selection import paired_difference, pick, summary
+from recause.serving import EXPLAINABLE, load_served, model_location, model_type
+from tasks._stage import run_stage
+
+RANKING = LAYOUT.metrics_file("ranking")
+CHOICE = LAYOUT.champion
+METRICS = LAYOUT.metrics_file("champion")
+TOPK = LAYOUT.topk
+
+
+def per_user_test(models: list[str], metric: str, tie_seed: int) -> dict[str, np.ndarray]:
+    """Each model's ``metric`` per test user (the users with test events, in one order), as `evaluate` scores test."""
+    parts = {p: read_parquet(LAYOUT.processed / f"{p}.parquet", f"{p} part") for p in ("train", "valid", "test")}
+    name, _, k = metric.partition("@")
+    found: dict[str, np.ndarray] = {}
+    for model_name in models:
+        folder, _ = model_location(LAYOUT, model_name)
+        model, meta = load_model(folder, model_name, {model_name: model_type(model_name)})
+        items = IdIndex(np.asarray(meta["item_ids"], dtype=str))
+        users = split_users(parts.values())
+        train, valid, test = (interaction_matrix(parts[p], users, items) for p in ("train", "valid", "test"))
+        values: dict[str, np.ndarray] = {}
+        evaluate_ranking(
+            model.score, train, train + valid, test, [int(k)], [name],
+            priority=tie_priority(len(items), tie_seed), per_user_out=values,
+        )  # fmt: skip
+        found[model_name] = values[metric]
+    return found
+
+
+def main() -> None:
+    params = load_params()
+    settings = params.champion
+    ranking = json.loads(require_file(RANKING, "ranking metrics").read_text(encoding="utf-8"))
+    selection_split = ranking[settings.split]
+    chosen = pick(
+        selection_split, [m for m in selection_split if m in EXPLAINABLE], settings.metric, settings.tie_tolerance
+    )
+    others = [m for m in baselines() if m in selection_split and m != chosen.name]
+    rival = pick(selection_split, others, settings.metric).name
+    per_user = per_user_test([chosen.name, rival], settings.metric, params.evaluate.tie_seed)
+    comparison = paired_difference(per_user[chosen.name], per_user[rival], settings.confidence)
+    write_json(
+        CHOICE,
+        {
+            "served": chosen.name,
+            "champion": chosen.name,
+            "criterion": settings.model_dump(),
+            "candidates": chosen.values,
+        },
+    )
+    report = {
+        "champion": chosen.name,
+        "metric": settings.metric,
+        "candidates": {
+            m: {f"{settings.split}_{settings.metric}": v, "chosen": m == chosen.name} for m, v in chosen.values.items()
+        },
+        "test_against_best_other_baseline": {"baseline": rival, **asdict(comparison), "ratio": comparison.ratio},
+    }
+    write_json(METRICS, report)
+    served = load_served(Path("."), chosen.name)
+    write_parquet(served.top_k(settings.top_k), TOPK)
+    print(
+        f"select_champion: {chosen.name} (best of {len(chosen.values)} on {settings.split} {settings.metric}: "
+        f"{chosen.values[chosen.name]:.4f}); top-{settings.top_k} of {len(served.users):,} users -> {TOPK}"
+    )
+    print(f"select_champion: {summary(report)}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
