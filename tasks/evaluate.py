@@ -25,6 +25,7 @@ from recause.evaluation.protocol import evaluate_all
 from recause.evaluation.report import popularity_figure, ranking_figure
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
+from recause.models.baselines.ease import EASE
 from recause.models.baselines.pop import Pop
 from recause.models.hybrid import HybridEASE
 from recause.models.joint import JointModel
@@ -42,6 +43,7 @@ MODELS_DIR = LAYOUT.baselines
 TWO_TOWER = LAYOUT.finetuned
 METRICS = LAYOUT.metrics_file("ranking")
 PLOTS_DIR = LAYOUT.plot_dir("ranking")
+MIXED = ("mixed_all", "mixed_warm", "mixed_cold")  # the cold-item variant: warm and cold items in one list
 
 
 def read_parts(directory: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
@@ -80,6 +82,16 @@ def load_hybrid(split: str, items: IdIndex) -> dict[str, Recommender]:
     return {HybridEASE.name: model}
 
 
+def refit_on(parts: dict[str, pd.DataFrame], items: IdIndex, loaded: dict) -> dict[str, Recommender]:
+    """Pop, and EASE with the main split's knobs, fit on a variant's own train (the main train holds the
+    variant's held-out events, so the main split's fits cannot be judged there)."""
+    train = interaction_matrix(parts["train"], split_users(parts.values()), items)
+    refit: dict[str, Recommender] = {"pop": Pop().fit(train)}
+    if "ease" in loaded:
+        refit["ease"] = EASE(loaded["ease"][0].params).fit(train)
+    return refit
+
+
 def main() -> None:
     all_params = load_params()
     params = all_params.evaluate
@@ -98,17 +110,15 @@ def main() -> None:
     }
     models = {**{name: model for name, (model, _) in loaded.items()}, **content, **load_joint("main", parts, items)}
     models |= load_hybrid("main", items)
-    cold_users = split_users(cold_parts.values())
     cold_models = {
-        "pop": Pop().fit(interaction_matrix(cold_parts["train"], cold_users, items)),
+        **refit_on(cold_parts, items, loaded),
         **content,
         **load_joint("cold_item", cold_parts, items),
         **load_hybrid("cold_item", items),
     }
     # on `intervened` only models fit on its own train compete: the main train holds its test events
-    intervened_users = split_users(intervened_parts.values())
     intervened_models = {
-        "pop": Pop().fit(interaction_matrix(intervened_parts["train"], intervened_users, items)),
+        **refit_on(intervened_parts, items, loaded),
         **load_joint("intervened", intervened_parts, items),
     }
 
@@ -121,7 +131,7 @@ def main() -> None:
             print(f"evaluate: {segments} (split, model) segments on {runner.where}")
         shared = {"items": items, "params": params, "progress": progress, "runner": runner}
         results = evaluate_all(parts, models, splits=("valid", "test"), unbiased=("test",), **shared)
-        results |= evaluate_all(cold_parts, cold_models, splits=("cold",), **shared)
+        results |= evaluate_all(cold_parts, cold_models, splits=("cold", *MIXED), **shared)
         intervened = evaluate_all(intervened_parts, intervened_models, splits=("test",), unbiased=("test",), **shared)
         results["intervened"] = intervened["test"]
 

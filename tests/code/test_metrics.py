@@ -284,3 +284,38 @@ def test_top_k_equals_a_stable_full_sort_cut_at_k_on_tied_excluded_and_restricte
         best = np.argsort(-unprioritised, axis=1, kind="stable")[:, : min(k, n_items)]
         expected = np.where(np.take_along_axis(unprioritised, best, axis=1) == -np.inf, -1, best)
         assert (top_k(scores, k, excluded) == expected).all()
+
+
+class _FixedScores:
+    """Every user gets the same item scores (a stand-in model for the protocol's bookkeeping)."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = np.asarray(scores, dtype=np.float32)
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.tile(self.scores, (history.shape[0], 1))
+
+
+def test_the_mixed_list_ranks_warm_and_cold_items_together_and_reports_each_side() -> None:
+    """Items 0-3 warm, 4-5 cold. One user; train {0}, valid {1}, test {2}, cold {4}."""
+    import pandas as pd
+
+    from recause.config import EvaluateParams
+    from recause.data.matrix import IdIndex
+    from recause.evaluation.protocol import evaluate_all
+
+    frame = lambda item: pd.DataFrame({"user_id": ["u"], "item_id": [str(item)]})  # noqa: E731
+    parts = {"train": frame(0), "valid": frame(1), "test": frame(2), "cold": frame(4)}
+    items = IdIndex.from_values([str(i) for i in range(6)])
+    models = {
+        "warm_first": _FixedScores([9, 8, 7, 6, 2, 1]),  # list (train, valid out): 2, 3, 4, 5
+        "cold_first": _FixedScores([1, 1, 1, 1, 5, 4]),  # list: 4, 5, then 2, 3 by the tie order
+    }
+    params = EvaluateParams(ks=(1, 3), metrics=("recall",))
+    found = evaluate_all(parts, models, items, params, splits=("mixed_all", "mixed_warm", "mixed_cold", "cold"))
+    assert found["mixed_warm"]["warm_first"]["recall@1"] == 1.0  # item 2 first
+    assert found["mixed_cold"]["warm_first"] == {"recall@1": 0.0, "recall@3": 1.0}  # item 4 third
+    assert found["mixed_all"]["warm_first"] == {"recall@1": 0.5, "recall@3": 1.0}  # 2 and 4 in the top 3
+    assert found["mixed_cold"]["cold_first"]["recall@1"] == 1.0
+    assert found["mixed_warm"]["cold_first"]["recall@1"] == 0.0
+    assert found["cold"]["warm_first"]["recall@1"] == 1.0  # among the cold items alone, 4 beats 5

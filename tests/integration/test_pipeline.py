@@ -57,7 +57,8 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
         assert (root / f"metrics/plots/{plot}").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     ranking = json.loads((root / "metrics/ranking.json").read_text())
-    assert set(ranking) == {"valid", "test", "cold", "intervened"}
+    mixed = ("mixed_all", "mixed_warm", "mixed_cold")  # the cold-item variant: warm and cold in one list
+    assert set(ranking) == {"valid", "test", "cold", "intervened", *mixed}
     expected_keys = {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hit", "precision") for k in (10, 20)}
     unbiased = {f"snips_{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20)}
     unbiased |= {f"{m}@10" for m in ("mean_popularity", "coverage", "gini")}
@@ -65,8 +66,9 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
     expected_models = {
         "valid": {"pop", "itemknn", "ease"} | content | joint,
         "test": {"pop", "itemknn", "ease"} | content | joint,
-        "cold": {"pop"} | content | joint,
-        "intervened": {"pop"} | joint,  # only models fit on its own train
+        "cold": {"pop", "ease"} | content | joint,  # pop and ease refit on the variant's train
+        "intervened": {"pop", "ease"} | joint,  # only models fit on its own train
+        **{split: {"pop", "ease"} | content | joint for split in mixed},
     }
     for split, models in ranking.items():
         assert set(models) == expected_models[split], split

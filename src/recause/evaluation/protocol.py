@@ -73,6 +73,11 @@ def evaluate_all(
 ) -> RankingMetrics:
     """Metrics for every model on valid, test and cold (those of ``splits`` the parts allow).
 
+    ``cold``: the cold items ranked among themselves. ``mixed_all``, ``mixed_warm``, ``mixed_cold``: one
+    list per user over every item (warm and cold together, train and valid excluded), judged against the
+    test and cold events together, the test events only and the cold events only (the warm / cold /
+    all report of ColdRec, ALDI and DropoutNet).
+
     On the splits in ``unbiased`` also SNIPS-weighted Recall/NDCG, with propensities from train
     popularity (``params.propensity_eta``, clipped at ``params.propensity_clip``), and the mean
     popularity, coverage and Gini index of the top lists.
@@ -86,6 +91,9 @@ def evaluate_all(
     if "cold" in matrices:
         cold_items = np.asarray(matrices["cold"].sum(axis=0)).ravel() > 0
         plans["cold"] = (seen_before_test + matrices["test"], cold_items)
+        mixed = {"mixed_all": matrices["test"] + matrices["cold"], "mixed_warm": matrices["test"]}
+        matrices |= {**mixed, "mixed_cold": matrices["cold"]}
+        plans |= {split: (seen_before_test, None) for split in ("mixed_all", "mixed_warm", "mixed_cold")}
     plans = {split: plan for split, plan in plans.items() if split in splits}
     segments = [(split, name) for split in plans for name in models]
     counts = np.asarray(train.sum(axis=0)).ravel()
