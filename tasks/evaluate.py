@@ -126,7 +126,7 @@ def main() -> None:
         return tqdm(it, desc=desc, leave=False, disable=None)
 
     with open_runner(all_params.orchestration) as runner:
-        segments = 2 * len(models) + len(cold_models) + len(intervened_models)
+        segments = 2 * len(models) + (1 + len(MIXED)) * len(cold_models) + len(intervened_models)
         if runner.where != "local":
             print(f"evaluate: {segments} (split, model) segments on {runner.where}")
         shared = {"items": items, "params": params, "progress": progress, "runner": runner}
