@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recause.artifacts import load_model, read_parquet, require_file, write_json, write_parquet
+from recause.artifacts import read_parquet, require_file, write_json, write_parquet
 from recause.config import load_params
-from recause.data.matrix import IdIndex, interaction_matrix, split_users
+from recause.data.matrix import interaction_matrix, split_users
 from recause.evaluation.ranking import evaluate_ranking, tie_priority
 from recause.layout import LAYOUT
 from recause.models.registry import baselines
 from recause.selection import paired_difference, pick, summary
-from recause.serving import EXPLAINABLE, load_served, model_location, model_type
+from recause.serving import EXPLAINABLE, load_served
 from tasks._stage import run_stage
 
 RANKING = LAYOUT.metrics_file("ranking")
@@ -34,20 +34,19 @@ TOPK = LAYOUT.topk
 
 
 def per_user_test(models: list[str], metric: str, tie_seed: int) -> dict[str, np.ndarray]:
-    """Each model's ``metric`` per test user (the users with test events, in one order), as `evaluate` scores test."""
+    """Each model's ``metric`` per test user (the users with test events, in one order), as `evaluate` scores test:
+    history train, train and valid excluded, ties by the same priority."""
     parts = {p: read_parquet(LAYOUT.processed / f"{p}.parquet", f"{p} part") for p in ("train", "valid", "test")}
+    users = split_users(parts.values())
     name, _, k = metric.partition("@")
     found: dict[str, np.ndarray] = {}
     for model_name in models:
-        folder, _ = model_location(LAYOUT, model_name)
-        model, meta = load_model(folder, model_name, {model_name: model_type(model_name)})
-        items = IdIndex(np.asarray(meta["item_ids"], dtype=str))
-        users = split_users(parts.values())
-        train, valid, test = (interaction_matrix(parts[p], users, items) for p in ("train", "valid", "test"))
+        served = load_served(Path("."), model_name)
+        train, valid, test = (interaction_matrix(parts[p], users, served.items) for p in ("train", "valid", "test"))
         values: dict[str, np.ndarray] = {}
         evaluate_ranking(
-            model.score, train, train + valid, test, [int(k)], [name],
-            priority=tie_priority(len(items), tie_seed), per_user_out=values,
+            served.model.score, train, train + valid, test, [int(k)], [name],
+            priority=tie_priority(len(served.items), tie_seed), per_user_out=values,
         )  # fmt: skip
         found[model_name] = values[metric]
     return found
@@ -69,7 +68,6 @@ def main() -> None:
         CHOICE,
         {
             "served": chosen.name,
-            "champion": chosen.name,
             "criterion": settings.model_dump(),
             "candidates": chosen.values,
         },

@@ -31,6 +31,7 @@ from pydantic import Field
 from recause.config.base import StrictModel
 from recause.evaluation.ranking import evaluate_ranking
 from recause.models.base import DenseItemItem
+from recause.models.baselines.ease import ease_solve, gram_matrix
 
 
 class HybridEASEParams(StrictModel):
@@ -52,16 +53,8 @@ def content_kernel(embeddings: np.ndarray, power: int) -> np.ndarray:
 
 def hybrid_weights(gram: np.ndarray, kernel: np.ndarray | None, params: HybridEASEParams) -> np.ndarray:
     """The (n_items, n_items) weights for a train Gram matrix and a content kernel (see the module docstring)."""
-    matrix = gram + params.content_weight * kernel if kernel is not None and params.content_weight else gram.copy()
-    matrix[np.diag_indices_from(matrix)] += params.reg_weight + params.popularity_reg * np.diag(gram)
-    precision = np.linalg.inv(matrix)
-    weights = precision / (-np.diag(precision))
-    weights[np.diag_indices_from(weights)] = 0.0
-    return weights.astype(np.float32)
-
-
-def train_gram(train: sp.csr_matrix) -> np.ndarray:
-    return np.asarray((train.T @ train).todense(), dtype=np.float64)
+    matrix = gram + params.content_weight * kernel if kernel is not None and params.content_weight else gram
+    return ease_solve(matrix, params.reg_weight + params.popularity_reg * np.diag(gram))
 
 
 class HybridEASE(DenseItemItem):
@@ -77,7 +70,7 @@ class HybridEASE(DenseItemItem):
 
     def fit(self, train: sp.csr_matrix) -> Self:
         kernel = None if self.embeddings is None else content_kernel(self.embeddings, self.params.content_power)
-        self.weights = hybrid_weights(train_gram(train), kernel, self.params)
+        self.weights = hybrid_weights(gram_matrix(train), kernel, self.params)
         return self
 
 
@@ -114,7 +107,7 @@ def select_on_valid(
     Only train and valid are read: the held-out test never takes part in the choice.
     """
     name, _, k = metric.partition("@")
-    gram = train_gram(train)
+    gram = gram_matrix(train)
     kernels = (
         {p: content_kernel(embeddings, p) for p in {s.content_power for s in grid}} if embeddings is not None else {}
     )

@@ -38,6 +38,8 @@ from recause.operations.champion import (
     rolled_back,
 )
 from recause.operations.store import fingerprint, materialise, read_registry, write_registry
+from recause.serving import SERVABLE, model_location, model_type
+from recause.serving import champion as champion_of
 from recause.workspace import run_dvc, workspace_lock
 
 Log = Callable[[str], None]
@@ -68,9 +70,7 @@ def _gate_model(root: Path, name: str) -> tuple[Recommender, IdIndex]:
 
     ``champion``: the model that run's `select_champion` chose to serve (its ``models/champion.json``).
     """
-    from recause.serving import SERVABLE, champion, model_location, model_type
-
-    name = champion(root) if name == "champion" else name
+    name = champion_of(root) if name == "champion" else name
     if name not in SERVABLE:
         raise RecauseError(
             f"retrain.gate.model '{name}' is not servable: choose champion or one of {', '.join(SERVABLE)}"
@@ -80,20 +80,12 @@ def _gate_model(root: Path, name: str) -> tuple[Recommender, IdIndex]:
     return model, IdIndex(np.asarray(meta["item_ids"], dtype=str))
 
 
-def _gate_outputs(champion: Champion, gate: GateParams) -> list[Path]:
-    """The champion's outputs the gate reads: the split, the gated model's folder and, for ``champion``,
-    the selection that names it (each as the dvc.lock output that holds it)."""
-    from recause.serving import model_location
-
-    wanted = [LAYOUT.processed, LAYOUT.champion, *(model_location(LAYOUT, m)[0] for m in _gate_candidates(gate))]
-    outs = [Path(out) for out in champion.outs]
-    return sorted({out for path in wanted for out in outs if path == out or path.is_relative_to(out)})
-
-
-def _gate_candidates(gate: GateParams) -> list[str]:
-    from recause.serving import SERVABLE
-
-    return list(SERVABLE) if gate.model == "champion" else [gate.model]
+def _out_holding(champion: Champion, path: Path) -> Path:
+    """The output of the champion's dvc.lock that is ``path`` or holds it (a model file in a model folder)."""
+    for out in map(Path, champion.outs):
+        if path == out or path.is_relative_to(out):
+            return out
+    raise RecauseError(f"the champion accepted at {champion.accepted_at} has no output holding {path} in its dvc.lock")
 
 
 def _champion_output(root: Path, champion: Champion, output: Path, target: Path) -> None:
@@ -117,8 +109,15 @@ def challenge(root: Path, champion: Champion | None, gate: GateParams, tie_seed:
         return decide(None, value, users, len(parts["test"]), gate)
     with tempfile.TemporaryDirectory(prefix="recause-champion-") as scratch:
         old = LAYOUT.under(Path(scratch))
-        for output in _gate_outputs(champion, gate):
-            _champion_output(root, champion, output, Path(scratch) / output)
+
+        def fetch(path: Path) -> None:  # the champion's output holding ``path``, into the scratch workspace
+            out = _out_holding(champion, path)
+            _champion_output(root, champion, out, Path(scratch) / out)
+
+        fetch(LAYOUT.processed)
+        if gate.model == "champion":  # the model that run's own selection served
+            fetch(LAYOUT.champion)
+        fetch(model_location(LAYOUT, champion_of(Path(scratch)) if gate.model == "champion" else gate.model)[0])
         old_parts = _split_parts(old.processed)
         old_model, old_items = _gate_model(Path(scratch), gate.model)
     holdout = frozen_holdout(old_parts["test"], parts["test"])

@@ -25,14 +25,25 @@ class EASEParams(StrictModel):
     max_items: int | None = Field(default=8_000, ge=1)
 
 
-def ease_weights(train: sp.csr_matrix, reg_weight: float) -> np.ndarray:
-    """The dense (n_items, n_items) EASE weight matrix, solved in float64."""
-    gram = np.asarray((train.T @ train).todense(), dtype=np.float64)
-    gram[np.diag_indices_from(gram)] += reg_weight
-    precision = np.linalg.inv(gram)
+def gram_matrix(train: sp.csr_matrix) -> np.ndarray:
+    """``X^T X`` of the binary users x items matrix, dense float64 (items x items)."""
+    return np.asarray((train.T @ train).todense(), dtype=np.float64)
+
+
+def ease_solve(matrix: np.ndarray, ridge: float | np.ndarray) -> np.ndarray:
+    """EASE's closed form for a (Gram-like) matrix: ``P = (matrix + diag(ridge))^-1``, ``B = -P / diag(P)``
+    with a zero diagonal; ``matrix`` is not modified. float32 weights, solved in float64."""
+    regularised = matrix.copy()
+    regularised[np.diag_indices_from(regularised)] += ridge
+    precision = np.linalg.inv(regularised)
     weights = precision / (-np.diag(precision))
     weights[np.diag_indices_from(weights)] = 0.0
     return weights.astype(np.float32)
+
+
+def ease_weights(train: sp.csr_matrix, reg_weight: float) -> np.ndarray:
+    """The dense (n_items, n_items) EASE weight matrix, solved in float64."""
+    return ease_solve(gram_matrix(train), reg_weight)
 
 
 @register_baseline(
