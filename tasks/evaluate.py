@@ -21,7 +21,7 @@ from tqdm import tqdm
 from recause.artifacts import atomic_path, load_model, read_parquet, require_file, write_json
 from recause.config import load_params
 from recause.data.matrix import IdIndex, interaction_matrix, split_users
-from recause.evaluation.protocol import evaluate_all
+from recause.evaluation.protocol import MIXED_SPLITS, evaluate_all
 from recause.evaluation.report import popularity_figure, ranking_figure
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
@@ -43,7 +43,6 @@ MODELS_DIR = LAYOUT.baselines
 TWO_TOWER = LAYOUT.finetuned
 METRICS = LAYOUT.metrics_file("ranking")
 PLOTS_DIR = LAYOUT.plot_dir("ranking")
-MIXED = ("mixed_all", "mixed_warm", "mixed_cold")  # the cold-item variant: warm and cold items in one list
 
 
 def read_parts(directory: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
@@ -126,12 +125,12 @@ def main() -> None:
         return tqdm(it, desc=desc, leave=False, disable=None)
 
     with open_runner(all_params.orchestration) as runner:
-        segments = 2 * len(models) + (1 + len(MIXED)) * len(cold_models) + len(intervened_models)
+        segments = 2 * len(models) + (1 + len(MIXED_SPLITS)) * len(cold_models) + len(intervened_models)
         if runner.where != "local":
             print(f"evaluate: {segments} (split, model) segments on {runner.where}")
         shared = {"items": items, "params": params, "progress": progress, "runner": runner}
         results = evaluate_all(parts, models, splits=("valid", "test"), unbiased=("test",), **shared)
-        results |= evaluate_all(cold_parts, cold_models, splits=("cold", *MIXED), **shared)
+        results |= evaluate_all(cold_parts, cold_models, splits=("cold", *MIXED_SPLITS), **shared)
         intervened = evaluate_all(intervened_parts, intervened_models, splits=("test",), unbiased=("test",), **shared)
         results["intervened"] = intervened["test"]
 

@@ -25,6 +25,10 @@ Plan = tuple[sp.csr_matrix, np.ndarray | None]  # what a split may not rank, and
 Exposure = tuple[np.ndarray, np.ndarray]  # (inverse-propensity weight, train count) per item
 
 
+# The cold-item variant's one list over warm and cold items, judged on: test + cold, test, cold events.
+MIXED_SPLITS = ("mixed_all", "mixed_warm", "mixed_cold")
+
+
 def evaluate_segment(
     segment: tuple[str, str],
     models: dict[str, Recommender],
@@ -91,9 +95,9 @@ def evaluate_all(
     if "cold" in matrices:
         cold_items = np.asarray(matrices["cold"].sum(axis=0)).ravel() > 0
         plans["cold"] = (seen_before_test + matrices["test"], cold_items)
-        mixed = {"mixed_all": matrices["test"] + matrices["cold"], "mixed_warm": matrices["test"]}
-        matrices |= {**mixed, "mixed_cold": matrices["cold"]}
-        plans |= {split: (seen_before_test, None) for split in ("mixed_all", "mixed_warm", "mixed_cold")}
+        judged = (matrices["test"] + matrices["cold"], matrices["test"], matrices["cold"])
+        matrices |= dict(zip(MIXED_SPLITS, judged, strict=True))
+        plans |= {split: (seen_before_test, None) for split in MIXED_SPLITS}
     plans = {split: plan for split, plan in plans.items() if split in splits}
     segments = [(split, name) for split in plans for name in models]
     counts = np.asarray(train.sum(axis=0)).ravel()
