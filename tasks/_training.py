@@ -17,6 +17,8 @@ from recause.artifacts import read_parquet, require_file
 from recause.data.matrix import IdIndex
 from recause.errors import InputDataError
 from recause.layout import LAYOUT
+from recause.models.base import Recommender
+from recause.models.language.retrieval import lm_retrieval_from_heads
 from recause.training.digest import code_digest
 from recause.training.faults import FaultInjector
 from recause.training.loop import CheckpointDir, Objective, Optimizer
@@ -24,6 +26,7 @@ from recause.training.run import RunPlan, TrainRun
 
 ITEMS = LAYOUT.items
 EMBEDDINGS = LAYOUT.embeddings
+TWO_TOWER = LAYOUT.finetuned
 CODE = (recause.models.language, recause.training)  # what a language-model stage's results depend on
 
 
@@ -45,6 +48,15 @@ def item_embeddings(items: IdIndex) -> np.ndarray:
     if (rows < 0).any():
         raise InputDataError(f"{EMBEDDINGS} lacks {(rows < 0).sum()} of the {len(items):,} items: re-run `embed`")
     return embeddings[rows]
+
+
+def lm_retrieval(items: IdIndex) -> Recommender:
+    """``lm_retrieval``: the `embed` stage's item embeddings, aligned to ``items``, with the heads `finetune` saved."""
+    from safetensors.numpy import load_file
+
+    heads = load_file(str(require_file(TWO_TOWER / "two_tower.safetensors", "two-tower heads")))
+    config = json.loads((TWO_TOWER / "two_tower.json").read_text(encoding="utf-8"))
+    return lm_retrieval_from_heads(item_embeddings(items), heads, config["temperature"])
 
 
 def stage_inputs(*depends_on: Any, code: tuple[ModuleType, ...] = CODE) -> tuple[Any, ...]:

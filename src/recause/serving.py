@@ -23,34 +23,26 @@ from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
 from recause.layout import LAYOUT, Layout
 from recause.models.base import Recommender
-from recause.models.hybrid import HybridEASE
-from recause.models.registry import JOINT_VARIANTS, baseline_types
+from recause.models.registry import models, servable
 
 PSEUDONYM = re.compile(r"^u[0-9a-f]{16}$")
 SPLIT_PARTS = ("train", "valid", "test")
 TOP_K_COLUMNS = ["user_id", "rank", "item_id", "score", "warm"]
-SERVABLE = (*baseline_types(), HybridEASE.name, *JOINT_VARIANTS)
+SERVABLE = tuple(servable())
 # Models whose list is a function of the user's history alone: `explain` can take an item out and re-score,
 # so it explains the very list `recommend` prints. Champion candidates are these.
-EXPLAINABLE = (*baseline_types(), HybridEASE.name)
+EXPLAINABLE = tuple(name for name, entry in servable().items() if entry.explainable)
 
 
 def model_type(model: str) -> type[Recommender]:
-    """The class of a servable model; the joint model's (and torch with it, ~2 s) only when it is asked for."""
-    if model in JOINT_VARIANTS:
-        from recause.models.joint import JointModel
-
-        return JointModel
-    return HybridEASE if model == HybridEASE.name else baseline_types()[model]
+    """The class of a servable model (the joint model's module, and torch with it, only when it is asked for)."""
+    return models()[model].model_type()
 
 
 def model_location(layout: Layout, model: str) -> tuple[Path, str]:
     """Where a servable model fit on the main split is saved, and the stage that writes it."""
-    if model in JOINT_VARIANTS:
-        return layout.joint / "main", "train_joint"
-    if model == HybridEASE.name:
-        return layout.hybrid / "main", "train_hybrid"
-    return layout.baselines, "train_baselines"
+    entry = models()[model]
+    return entry.location(layout), entry.stage
 
 
 def champion(root: Path) -> str:
@@ -89,7 +81,7 @@ def _need(path: Path, what: str, stage: str) -> Path:
 
 
 def load_served(root: Path, model: str) -> Served:
-    """The named model (a baseline, or a joint model fit on the main split) and the histories it scores,
+    """The named servable model (see ``recause.models.registry``) fit on the main split and the histories it scores,
     from the workspace at ``root``."""
     from safetensors.numpy import load_file
 

@@ -38,7 +38,8 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
         *(f"data/processed/recbole/recause/recause.{p}.inter" for p in ("train", "valid", "test")),
         *(f"data/processed/cold_item/{p}.parquet" for p in ("train", "valid", "test", "cold")),
         *(f"models/baselines/{m}.{ext}" for m in ("pop", "itemknn", "ease") for ext in ("safetensors", "json")),
-        *(f"models/hybrid/{split}/hybrid_ease.safetensors" for split in ("main", "cold_item")),
+        *(f"models/hybrid/{split}/hybrid_ease.safetensors" for split in ("main", "cold_item", "intervened")),
+        *(f"models/hybrid/{split}/hybrid_ease_debiased.safetensors" for split in ("main", "intervened")),
         "models/pretrained/model.safetensors",
         "models/finetuned/encoder/model.safetensors",
         "models/finetuned/two_tower.safetensors",
@@ -63,11 +64,12 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
     unbiased = {f"snips_{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20)}
     unbiased |= {f"{m}@10" for m in ("mean_popularity", "coverage", "gini")}
     content, joint = {"tfidf_knn", "lm_retrieval", "hybrid_ease"}, {"joint", "joint_debiased"}
+    debiased = {"hybrid_ease_debiased"}  # chosen on the intervened valid, refit on the main train
     expected_models = {
-        "valid": {"pop", "itemknn", "ease"} | content | joint,
-        "test": {"pop", "itemknn", "ease"} | content | joint,
+        "valid": {"pop", "itemknn", "ease"} | content | joint | debiased,
+        "test": {"pop", "itemknn", "ease"} | content | joint | debiased,
         "cold": {"pop", "ease"} | content | joint,  # pop and ease refit on the variant's train
-        "intervened": {"pop", "ease"} | joint,  # only models fit on its own train
+        "intervened": {"pop", "ease", "hybrid_ease"} | joint | debiased,  # only models fit on its own train
         **{split: {"pop", "ease"} | content | joint for split in mixed},
     }
     for split, models in ranking.items():
@@ -170,9 +172,10 @@ def _assert_champion_outputs(root: Path, seen_pairs: set[tuple[str, str]]) -> No
     choice = json.loads((root / "models/champion.json").read_text())
     valid = json.loads((root / "metrics/ranking.json").read_text())["valid"]
     candidates = choice["candidates"]
-    assert {"ease", "hybrid_ease"} <= set(candidates) and not {"joint", "lm_retrieval"} & set(candidates)
+    assert {"ease", "hybrid_ease"} <= set(candidates)
+    assert not {"joint", "lm_retrieval", "hybrid_ease_debiased"} & set(candidates)  # not explainable, or a variant
     assert candidates == {m: valid[m][params.metric] for m in candidates}  # read from valid, nothing else
-    assert choice["served"] == max(candidates, key=candidates.__getitem__)
+    assert choice["served"] == choice["chosen"] == max(candidates, key=candidates.__getitem__)
     report = json.loads((root / "metrics/champion.json").read_text())
     test = json.loads((root / "metrics/ranking.json").read_text())["test"]
     paired = report["test_against_best_other_baseline"]

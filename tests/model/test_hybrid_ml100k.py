@@ -93,3 +93,72 @@ def test_the_setting_is_chosen_on_valid_even_when_test_would_choose_another(data
     for grid in ([a, b], [b, a]):  # whatever the grid order
         assert select_on_valid(train, planted_valid, content, grid).best == a
     assert select_on_valid(train, truth(firsts["b"]), content, [a, b]).best == b  # the same data as "test"
+
+
+def _cold_train(matrices: dict[str, sp.csr_matrix], n_cold: int = 40) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Train with the ``n_cold`` most popular items' events removed: cold items that valid still asks for."""
+    train = matrices["train"].tolil()
+    cold = np.argsort(-np.asarray(matrices["train"].sum(axis=0)).ravel(), kind="stable")[:n_cold]
+    train[:, cold] = 0
+    train = train.tocsr()
+    train.eliminate_zeros()
+    return train, cold
+
+
+def test_the_cold_head_scores_items_without_train_events_and_ranks_them_as_the_head_does(data) -> None:  # noqa: ANN001
+    matrices, content = data
+    train, cold = _cold_train(matrices)
+    head = content @ content.T / content.shape[1]  # any item-item head: here shared genres and decade
+    model = HybridEASE(HybridEASEParams(content_power=1, cold_weight=3.0), content, head).fit(train)
+    plain = HybridEASE(HybridEASEParams(content_power=1), content).fit(train)
+    histories = train[:50]
+    scores = model.score(histories)
+    without_events = np.asarray(train.sum(axis=0)).ravel() == 0  # the 40 made cold, and items train never had
+    assert without_events[cold].all()
+    expected = 3.0 * (histories @ head[:, without_events])
+    np.testing.assert_allclose(scores[:, without_events], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(scores[:, ~without_events], plain.score(histories)[:, ~without_events])
+
+
+def test_the_cold_weight_is_chosen_on_valid_even_when_test_would_choose_another(data) -> None:  # noqa: ANN001
+    """A planted disagreement: valid holds each user's first item under cold weight 4, "test" under weight 0."""
+    from recause.models.hybrid import select_cold_weight
+
+    matrices, content = data
+    train, _ = _cold_train(matrices)
+    head = content @ content.T / content.shape[1]
+    firsts = {}
+    for weight in (0.0, 4.0):
+        scores = HybridEASE(HybridEASEParams(content_power=1, cold_weight=weight), content, head).fit(train).score(train)
+        scores[train.toarray() > 0] = -np.inf
+        firsts[weight] = np.argmax(scores, axis=1)
+    differ = np.flatnonzero(firsts[0.0] != firsts[4.0])
+    assert len(differ) > 100
+
+    def planted(weight: float) -> sp.csr_matrix:
+        return sp.csr_matrix((np.ones(len(differ)), (differ, firsts[weight][differ])), shape=train.shape)
+
+    model = HybridEASE(HybridEASEParams(content_power=1), content, head)
+    for truth, expected in ((planted(4.0), 4.0), (planted(0.0), 0.0)):
+        values = select_cold_weight(train, truth, model, [0.0, 4.0], held_out_fraction=0.0, seed=0)
+        assert max(values, key=lambda pair: pair[1])[0] == expected
+
+
+def test_debiasing_divides_scores_by_popularity_and_its_exponent_is_chosen_on_valid(data) -> None:  # noqa: ANN001
+    matrices, content = data
+    train = matrices["train"]
+    counts = np.asarray(train.sum(axis=0)).ravel()
+    debiased = HybridEASE(HybridEASEParams(content_weight=0.0, debias_exponent=0.5, debias_offset=10.0)).fit(train)
+    plain = HybridEASE(HybridEASEParams(content_weight=0.0)).fit(train)
+    np.testing.assert_allclose(
+        debiased.score(train[:20]), plain.score(train[:20]) / np.sqrt(counts + 10.0)[None, :], rtol=1e-4, atol=1e-7
+    )
+    # valid = each user's first unseen item under the debiased setting: the selector must find that exponent
+    scores = debiased.score(train)
+    scores[train.toarray() > 0] = -np.inf
+    first = np.argmax(scores, axis=1)
+    valid = sp.csr_matrix((np.ones(train.shape[0]), (np.arange(train.shape[0]), first)), shape=train.shape)
+    grid = [HybridEASEParams(content_weight=0.0)]
+    chosen = select_on_valid(train, valid, None, grid, debias_exponents=(0.0, 0.5, 1.0))
+    assert chosen.debiased.debias_exponent == 0.5 and chosen.best.debias_exponent == 0.0
+    assert len(chosen.scores) == 3

@@ -18,3 +18,4 @@ class ChampionParams(StrictModel):
     tie_tolerance: float = Field(default=0.0, ge=0.0)
     top_k: int = Field(default=50, ge=1)
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+    serve_debiased: bool = False

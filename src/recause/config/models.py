@@ -33,13 +33,19 @@ class JointStageParams(JointParams):
 
 
 class HybridStageParams(StrictModel):
-    """`train_hybrid`: the hybrid EASE (recause.models.hybrid) on the main split and on the cold-item variant,
-    every combination of these values fit on train and the best on valid kept (0 weights include EASE)."""
+    """`train_hybrid`: the hybrid EASE (recause.models.hybrid) on the main split and its cold-item and intervened
+    variants, every combination of these values fit on train and the best on valid kept (0 weights include EASE);
+    the debiased variant's exponent is chosen on the intervened valid only."""
 
     reg_weights: list[float] = Field(default_factory=lambda: [250.0, 400.0, 600.0], min_length=1)
     popularity_regs: list[float] = Field(default_factory=lambda: [0.0, 0.5], min_length=1)
-    content_weights: list[float] = Field(default_factory=lambda: [0.0, 50.0, 100.0], min_length=1)
+    content_weights: list[float] = Field(default_factory=lambda: [0.0, 25.0, 100.0], min_length=1)
     content_power: int = Field(default=3, ge=1)
+    cold_weights: list[float] = Field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0], min_length=1)
+    cold_validation_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    cold_validation_seed: int = 0
+    debias_exponents: list[float] = Field(default_factory=lambda: [0.0, 0.4, 0.5, 0.6], min_length=1)
+    debias_offset: float = Field(default=10.0, gt=0.0)
     metric: str = Field(default="ndcg@10", pattern=r"^(ndcg|recall|mrr|hit|precision)@\d+$")
     max_items: int | None = Field(default=8_000, ge=1)
 

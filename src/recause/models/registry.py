@@ -1,5 +1,11 @@
 """The models recause fits, found by name (RecBole-style): what each is, what it can do, how it is built.
 
+``models()`` is the one table of every model: the baselines (below) and the model families fit by their own
+stages (``FAMILIES``: the hybrid EASE, the joint model and their debiased variants; the text retrievers). Each
+entry says what the model can do (warm items, cold items, debiasing), which stage writes it and where, on which
+splits, whether `explain` can explain its list, and its debiased variant. `evaluate` ranks what it lists,
+serving and the CLI serve what it lists, `select_champion` picks among what it lists.
+
 A baseline declares itself where it is written. Its module under ``recause.models.baselines`` holds the
 model class, its params class (the knobs under ``models.baselines.<name>`` in params.yaml) and
 ``@register_baseline(...)`` on the class. The registry imports every module of that package the first
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,7 +30,7 @@ from recause.artifacts import load_model
 from recause.config import Params, parse_section
 from recause.config.base import StrictModel
 from recause.config.models import JOINT_VARIANTS
-from recause.layout import LAYOUT
+from recause.layout import LAYOUT, Layout
 from recause.models.base import Recommender
 
 BASELINES_PACKAGE = "recause.models.baselines"
@@ -105,6 +111,73 @@ def baseline_types() -> dict[str, type[Recommender]]:
     return {name: entry.model for name, entry in baselines().items()}
 
 
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the registry: what it can do, which stage writes it (and where), how to rebuild it."""
+
+    name: str
+    capabilities: Capabilities
+    stage: str  # the stage that fits it (or, for a text retriever, the stage its parts come from)
+    class_path: str  # "module:Class", imported when first needed (the joint model's module imports torch)
+    folder: str | None  # the Layout field of its folder (one sub-folder per split unless `per_split`); None: not saved
+    splits: tuple[str, ...] = ("main",)  # the splits whose train it is fit on
+    per_split: bool = True
+    explainable: bool = True  # its list is a function of the user's history alone: `explain` can re-score it
+    debiased_variant: str | None = None  # the same family, deconfounded and chosen on the intervened valid
+    order: int = 100
+
+    @property
+    def servable(self) -> bool:
+        """Saved by its stage, so `recommend`, `explain` and the retrain gate can load it."""
+        return self.folder is not None
+
+    def model_type(self) -> type[Recommender]:
+        module, _, attribute = self.class_path.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def location(self, layout: Layout, split: str = "main") -> Path:
+        """The folder holding its ``<name>.safetensors`` and ``<name>.json`` fit on ``split``."""
+        if self.folder is None:
+            raise ValueError(f"{self.name} is built from the items' text where it is used, never saved")
+        base: Path = getattr(layout, self.folder)
+        return base / split if self.per_split else base
+
+
+WARM_ONLY, WARM_AND_COLD = Capabilities(True, False, False), Capabilities(True, True, False)
+DEBIASED = Capabilities(warm_items=True, cold_items=True, debiases=True)
+VARIANTS = ("main", "cold_item", "intervened")
+FAMILIES = (
+    ModelEntry("tfidf_knn", WARM_AND_COLD, "validate", "recause.models.language.retrieval:TfidfKNN", None, VARIANTS[:2], order=40),
+    ModelEntry("lm_retrieval", WARM_AND_COLD, "finetune", "recause.models.language.retrieval:KernelRetrieval", None, VARIANTS[:2], order=50),
+    ModelEntry("joint", WARM_AND_COLD, "train_joint", "recause.models.joint.model:JointModel", "joint", VARIANTS, explainable=False, debiased_variant="joint_debiased", order=60),
+    ModelEntry("joint_debiased", DEBIASED, "train_joint", "recause.models.joint.model:JointModel", "joint", VARIANTS, explainable=False, order=70),
+    ModelEntry("hybrid_ease", WARM_AND_COLD, "train_hybrid", "recause.models.hybrid:HybridEASE", "hybrid", VARIANTS, debiased_variant="hybrid_ease_debiased", order=80),
+    ModelEntry("hybrid_ease_debiased", DEBIASED, "train_hybrid", "recause.models.hybrid:HybridEASEDebiased", "hybrid", ("main", "intervened"), order=90),
+)  # fmt: skip
+
+
+def _baseline_entry(entry: BaselineEntry) -> ModelEntry:
+    path = f"{entry.model.__module__}:{entry.model.__qualname__}"
+    return ModelEntry(
+        entry.name, entry.capabilities, "train_baselines", path, "baselines", per_split=False, order=entry.order
+    )
+
+
+def models() -> dict[str, ModelEntry]:
+    """Every model by name, in report order: the registered baselines, then the families of ``FAMILIES``."""
+    table = {name: _baseline_entry(entry) for name, entry in baselines().items()}
+    return table | {entry.name: entry for entry in FAMILIES}
+
+
+def servable() -> dict[str, ModelEntry]:
+    return {name: entry for name, entry in models().items() if entry.servable}
+
+
+def fit_on(split: str) -> Iterator[ModelEntry]:
+    """The saved models fit on ``split``'s own train, in report order."""
+    return (entry for entry in servable().values() if split in entry.splits)
+
+
 def baselines_params(
     knobs: Mapping[str, Mapping[str, Any]] | None, source: str = str(LAYOUT.params)
 ) -> dict[str, StrictModel]:
@@ -143,6 +216,7 @@ def load_fitted_baselines(directory: Path) -> dict[str, tuple[Recommender, dict[
 
 
 __all__ = [
-    "JOINT_VARIANTS", "PARAMS_SECTION", "BaselineEntry", "Capabilities", "NoKnobs", "baseline_types", "baselines",
+    "FAMILIES", "JOINT_VARIANTS", "PARAMS_SECTION", "BaselineEntry", "Capabilities", "ModelEntry", "fit_on", "models",
+    "servable", "NoKnobs", "baseline_types", "baselines",
     "baselines_params", "build_baselines", "with_baseline_defaults", "load_fitted_baselines", "register_baseline",
 ]  # fmt: skip

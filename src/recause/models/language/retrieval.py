@@ -164,6 +164,12 @@ class KernelRetrieval(Recommender):
         users = _mean_profile(history, features)
         return ((users @ self.weights) @ features.T).astype(np.float32)
 
+    def item_item(self) -> np.ndarray:
+        """``M = Phi W Phi^T`` (items x items, float64): ``score(u) = mean of M's rows over u's history``, so the
+        head is an item-item model like EASE, and ``M``'s columns can stand in for an EASE column."""
+        features = self.item_features().astype(np.float64)
+        return features @ self.weights.astype(np.float64) @ features.T
+
     def heads(self) -> dict[str, np.ndarray]:
         """The head as the arrays `finetune` saves next to the two-tower's weights."""
         require_fitted(self.weights, self.name)
