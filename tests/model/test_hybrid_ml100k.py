@@ -129,7 +129,9 @@ def test_the_cold_weight_is_chosen_on_valid_even_when_test_would_choose_another(
     head = content @ content.T / content.shape[1]
     firsts = {}
     for weight in (0.0, 4.0):
-        scores = HybridEASE(HybridEASEParams(content_power=1, cold_weight=weight), content, head).fit(train).score(train)
+        scores = (
+            HybridEASE(HybridEASEParams(content_power=1, cold_weight=weight), content, head).fit(train).score(train)
+        )
         scores[train.toarray() > 0] = -np.inf
         firsts[weight] = np.argmax(scores, axis=1)
     differ = np.flatnonzero(firsts[0.0] != firsts[4.0])
