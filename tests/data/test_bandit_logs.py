@@ -144,3 +144,19 @@ def test_ingest_bandit_stops_on_a_log_the_gate_rejects(tmp_path: Path) -> None:
         "rule 'propensity in (0, 1]' broken by 1 row(s); e.g. [0.0]"
     )
     assert not (tmp_path / "data/bandit").exists()  # nothing half-written
+
+
+def test_logistic_rewards_for_every_action_equal_predicting_the_whole_feature_grid(obd) -> None:
+    """The closed-form logit of the logistic reward model gives what sklearn gives on the (rounds x actions) grid."""
+    from sklearn.linear_model import LogisticRegression
+
+    from recause.ope.reward_model import _predict_every_action, features
+
+    log, items, _ = obd
+    arrays = to_arrays(log, items)
+    model = LogisticRegression(max_iter=1000).fit(features(arrays, np.arange(len(log)), arrays.action), arrays.reward)
+    rows = np.arange(0, len(log), 7)
+    grid = model.predict_proba(
+        features(arrays, np.repeat(rows, arrays.n_actions), np.tile(np.arange(arrays.n_actions), len(rows)))
+    )[:, 1]
+    np.testing.assert_allclose(_predict_every_action(model, arrays, rows), grid.reshape(len(rows), -1), rtol=1e-10)

@@ -164,9 +164,9 @@ def _baseline_entry(entry: BaselineEntry) -> ModelEntry:
 
 
 def models() -> dict[str, ModelEntry]:
-    """Every model by name, in report order: the registered baselines, then the families of ``FAMILIES``."""
-    table = {name: _baseline_entry(entry) for name, entry in baselines().items()}
-    return table | {entry.name: entry for entry in FAMILIES}
+    """Every model by name, in report order (``order``, then name): the registered baselines and ``FAMILIES``."""
+    entries = [*(_baseline_entry(entry) for entry in baselines().values()), *FAMILIES]
+    return {entry.name: entry for entry in sorted(entries, key=lambda entry: (entry.order, entry.name))}
 
 
 def servable() -> dict[str, ModelEntry]:

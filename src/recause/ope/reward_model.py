@@ -41,6 +41,27 @@ def _predict(model: object | float, x: np.ndarray) -> np.ndarray:
     return model.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
 
 
+def _predict_every_action(model: object | float, arrays: BanditArrays, rows: np.ndarray) -> np.ndarray:
+    """q(x_i, a) for every round of ``rows`` and every action: (len(rows), n_actions).
+
+    A binary logistic regression is linear in the three feature blocks, so its logit is
+    ``context_i w_c + action_a w_a + affinity_ia w_f + b`` and the (rounds x actions) grid of feature rows
+    never has to be built (on the Open Bandit sample that grid is 800k rows, seconds per fit). Any other
+    base model is given the grid.
+    """
+    n_actions = arrays.n_actions
+    if isinstance(model, LogisticRegression) and model.coef_.shape[0] == 1:
+        weights = model.coef_[0]
+        n_context = arrays.context.shape[1]
+        logit = (arrays.context[rows] @ weights[:n_context])[:, None]
+        logit = logit + (arrays.action_context @ weights[n_context:-1])[None, :]
+        logit = logit + arrays.affinity[rows] * weights[-1] + model.intercept_[0]
+        return 1.0 / (1.0 + np.exp(-logit))
+    grid_rows = np.repeat(rows, n_actions)
+    grid_actions = np.tile(np.arange(n_actions), len(rows))
+    return _predict(model, features(arrays, grid_rows, grid_actions)).reshape(len(rows), n_actions)
+
+
 def fit_predict_rewards(
     arrays: BanditArrays, n_folds: int = 3, seed: int = 0, base_model: BaseModel = default_base_model
 ) -> np.ndarray:
@@ -59,7 +80,5 @@ def fit_predict_rewards(
             rows = test[arrays.position[test] == k]
             if len(rows) == 0:
                 continue
-            grid_rows = np.repeat(rows, n_actions)
-            grid_actions = np.tile(np.arange(n_actions), len(rows))
-            q_hat[rows] = _predict(model, features(arrays, grid_rows, grid_actions)).reshape(len(rows), n_actions)
+            q_hat[rows] = _predict_every_action(model, arrays, rows)
     return q_hat
