@@ -19,7 +19,7 @@ def main() -> None:
     for name, (frame, graph, question) in study_frames(params).items():
         estimand, strategy = identify(frame, graph, question)
         estimates = estimate_effects(
-            frame, graph, question, params.estimators, params.refute.num_simulations, params.seed
+            frame, graph, question, params.estimators, params.refute.num_simulations, params.seed, params.strata
         )
         answers[name] = {
             "treatment": question.treatment,
@@ -37,7 +37,7 @@ def main() -> None:
     table, true_ate, graph = planted_table(params)
     frame = question_frame(table, PLANTED_QUESTION)
     estimates = estimate_effects(
-        frame, graph, PLANTED_QUESTION, params.estimators, params.refute.num_simulations, params.seed
+        frame, graph, PLANTED_QUESTION, params.estimators, params.refute.num_simulations, params.seed, params.strata
     )
     naive = float(
         frame.loc[frame["recommended"] == 1, "consumed"].mean()

@@ -28,7 +28,7 @@ def main() -> None:
     for name, (frame, graph, question) in study_frames(params).items():
         answer = estimated["questions"][name]
         chosen = answer["estimators"][primary]
-        refutations = refute_effect(frame, graph, question, primary, params.refute, params.seed)
+        refutations = refute_effect(frame, graph, question, primary, params.refute, params.seed, params.strata)
         questions[name] = {
             "estimate": chosen["estimate"], "ci": chosen["ci"], "estimator": primary, **answer, **verdicts(refutations)
         }  # fmt: skip
@@ -36,7 +36,13 @@ def main() -> None:
 
     table, true_ate, graph = planted_table(params)
     refutations = refute_effect(
-        question_frame(table, PLANTED_QUESTION), graph, PLANTED_QUESTION, primary, params.refute, params.seed
+        question_frame(table, PLANTED_QUESTION),
+        graph,
+        PLANTED_QUESTION,
+        primary,
+        params.refute,
+        params.seed,
+        params.strata,
     )
     planted = estimated["semi_synthetic"]
     chosen = planted["estimators"][primary]

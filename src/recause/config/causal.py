@@ -142,6 +142,7 @@ class CausalParams(StrictModel):
     # The one refuted and reported as the answer. Not doubly_robust: DoWhy 0.14 refits it on placebo
     # treatments with the original propensity model, so its placebo refutation is meaningless.
     estimate_rows: int = Field(default=20_000, ge=100)
+    strata: int = Field(default=50, ge=2)
     primary_estimator: EstimatorName = "propensity_score_weighting"
     refute: RefuteParams = RefuteParams()
     semi_synthetic: SemiSyntheticParams = SemiSyntheticParams()
