@@ -3,8 +3,8 @@
 Candidates are the evaluated models whose lists come from the user's history (`recause.serving.EXPLAINABLE`:
 `explain` can then explain the very list `recommend` prints) and that are not a debiased variant. With
 `champion.serve_debiased`, the candidates are the families that have one (the registry's `debiased_variant`,
-chosen on the intervened valid by its training stage), and the champion's debiased variant is served. The champion is the best of them on
-`champion.split` (valid: no other value is accepted) by `champion.metric`; ties within
+chosen on the intervened valid by its training stage), and the champion's debiased variant is served.
+The champion is the best of them on `champion.split` (valid: no other value is accepted) by `champion.metric`; ties within
 `champion.tie_tolerance` go to the first in report order. After the choice, and only as a report, the
 champion is compared with the best other baseline on test, user by user (a paired test).
 Writes models/champion.json (the choice: what is served), metrics/champion.json (every candidate, the

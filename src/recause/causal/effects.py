@@ -112,7 +112,13 @@ def identify(frame: pd.DataFrame, graph: nx.DiGraph, question: CausalQuestion) -
 
 
 def _estimate(  # noqa: ANN202
-    frame: pd.DataFrame, graph: nx.DiGraph, question: CausalQuestion, estimand: Any, name: str, strata: int, **kw: Any
+    frame: pd.DataFrame,
+    graph: nx.DiGraph,
+    question: CausalQuestion,
+    estimand: Any,
+    name: str,
+    strata: int = DEFAULT_STRATA,
+    **kw: Any,
 ):
     # Effect modifiers are the question's only: DoWhy would otherwise infer them from the graph (every other
     # cause of the outcome), which some estimators (doubly robust) refuse and the ATE does not need.
@@ -206,7 +212,7 @@ def _refute(
 
 def _sensitivity(frame: pd.DataFrame, graph: nx.DiGraph, question: CausalQuestion, estimand: Any) -> Refutation:
     """E-value of the interval bound nearest to no effect against the observed covariates' E-values."""
-    regression = _estimate(frame, graph, question, estimand, "linear_regression", DEFAULT_STRATA)
+    regression = _estimate(frame, graph, question, estimand, "linear_regression")
     analyzer = _model(frame, graph, question).refute_estimate(
         estimand,
         regression,

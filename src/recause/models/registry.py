@@ -143,7 +143,7 @@ class ModelEntry:
         return base / split if self.per_split else base
 
 
-WARM_ONLY, WARM_AND_COLD = Capabilities(True, False, False), Capabilities(True, True, False)
+WARM_AND_COLD = Capabilities(warm_items=True, cold_items=True, debiases=False)
 DEBIASED = Capabilities(warm_items=True, cold_items=True, debiases=True)
 VARIANTS = ("main", "cold_item", "intervened")
 FAMILIES = (
