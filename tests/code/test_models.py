@@ -21,7 +21,7 @@ from recause.errors import ParamsError
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
 from recause.models.baselines.ease import EASE, EASEParams
-from recause.models.baselines.itemknn import ItemKNN, ItemKNNParams
+from recause.models.baselines.itemknn import ItemKNN, ItemKNNParams, cosine_topk
 from recause.models.baselines.pop import Pop
 from recause.models.registry import (
     Capabilities,
@@ -29,7 +29,7 @@ from recause.models.registry import (
     baselines,
     baselines_params,
     build_baselines,
-    load_fitted_baselines,
+    load_saved,
     register_baseline,
 )
 
@@ -208,8 +208,20 @@ def test_a_registered_baseline_is_fit_by_train_baselines_and_loaded_for_evaluate
     monkeypatch.chdir(tmp_path)
     train_baselines.main()
     assert "ease skipped (models.baselines.ease): 4 items exceed max_items 3" in capsys.readouterr().out
-    fitted = load_fitted_baselines(LAYOUT.baselines)  # what `evaluate` ranks
+    fitted = load_saved("main")  # what `evaluate` ranks
     assert list(fitted) == [name for name in baselines() if name != "ease"] and list(fitted)[-1] == "shifted"
     model, meta = fitted["shifted"]
     assert meta["config"] == {"shift": 2.5} and meta["item_ids"] == ["a", "b", "c", "d"]
     np.testing.assert_array_equal(model.score(sp.csr_matrix((1, 4)))[0], [4.5, 5.5, 3.5, 2.5])
+
+
+def test_itemknn_keeps_the_lower_items_of_equal_similarities() -> None:
+    """Items 1-300 are equally similar to item 0 (one shared user each); with k=100 the neighbours kept are items
+    1-100. np.argpartition kept others, and other ones again under numpy's AVX-512 partition (a machine-dependent metric)."""
+    users = np.arange(300)
+    train = sp.csr_matrix(
+        (np.ones(600), (np.repeat(users, 2), np.column_stack([np.zeros(300, int), users + 1]).ravel())),
+        shape=(300, 301),
+    )
+    weights = cosine_topk(train, k=100, shrink=0.0)
+    np.testing.assert_array_equal(np.flatnonzero(weights[:, [0]].toarray()), np.arange(1, 101))

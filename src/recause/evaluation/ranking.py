@@ -43,18 +43,18 @@ def top_k(
         masked[:, ~candidates] = -np.inf
     k = min(k, n_items)
     if priority is None:
-        permuted, best = masked, _best_first(masked, k)
+        permuted, best = masked, best_first(masked, k)
         items = best.copy()
     else:
         order = np.argsort(priority, kind="stable")
         permuted = masked[:, order]
-        best = _best_first(permuted, k)
+        best = best_first(permuted, k)
         items = order[best]
     items[np.take_along_axis(permuted, best, axis=1) == -np.inf] = -1
     return items
 
 
-def _best_first(scores: np.ndarray, k: int) -> np.ndarray:
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
     """Columns of the k highest scores per row, highest first, equal scores by column (lower first).
 
     The same result as a stable full argsort cut at k, in linear time per row: a partition finds each

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recause.config.base import StrictModel
+from recause.evaluation.ranking import best_first
 from recause.models.base import Recommender, require_fitted
 from recause.models.registry import Capabilities, register_baseline
 
@@ -43,7 +44,9 @@ def cosine_topk(train: sp.csr_matrix, k: int, shrink: float) -> sp.csr_matrix:
         sims[np.arange(start, stop), np.arange(stop - start)] = 0.0
         if k <= 0:
             continue
-        top = np.argpartition(-sims, k - 1, axis=0)[:k]  # (k, block)
+        # equal similarities go to the lower item index: np.argpartition breaks ties by its SIMD path,
+        # so the kept neighbours (and every metric after them) changed between AVX2 and AVX-512 CPUs
+        top = best_first(sims.T, k).T  # (k, block)
         top_vals = np.take_along_axis(sims, top, axis=0)
         rows.append(top.ravel())
         cols.append(np.broadcast_to(np.arange(start, stop), top.shape).ravel())
