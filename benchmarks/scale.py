@@ -152,7 +152,7 @@ def evaluate_stage() -> None:
     from recause.data.matrix import IdIndex, interaction_matrix
     from recause.evaluation.ranking import evaluate_ranking, tie_priority
     from recause.models.joint import JointModel
-    from recause.models.registry import load_fitted_baselines
+    from recause.models.registry import baselines, load_saved
 
     meta = json.loads((LAYOUT.joint / "joint.json").read_text(encoding="utf-8"))
     joint = JointModel.from_state(meta["config"], load_file(str(LAYOUT.joint / "joint.safetensors")))
@@ -172,7 +172,9 @@ def evaluate_stage() -> None:
         "batch_users": 512,
     }
     ndcg = {}
-    for name, (model, _) in load_fitted_baselines(LAYOUT.baselines).items():
+    for name, (model, _) in load_saved("main").items():
+        if name not in baselines():
+            continue  # the joint model is ranked below, by its user rows
         ndcg[name] = evaluate_ranking(model.score, **shared)["ndcg@10"]
     found = evaluate_ranking(lambda rows, _history: joint.score_users(rows), by_user_rows=True, **shared)
     ndcg["joint"] = found["ndcg@10"]

@@ -1,7 +1,7 @@
 """Stage `evaluate`: full-ranking metrics of every model on valid and test, cold start on `cold`, and `intervened`.
 
 Which models: every model of the registry (`recause.models.registry.models`) fit on a split's own train
-(`fit_on`), plus the text retrievers, built here from the items' text.
+(`load_saved`), plus the text retrievers, built here from the items' text.
 valid/test: the main split, every model; on test also SNIPS-weighted (unbiased under the popularity
 propensity model) Recall/NDCG and the popularity bias of the top lists. cold and mixed_*: the cold-item
 variant, with the models fit on its train (the hybrid and joint models reach cold items through their
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import tqdm
 
-from recause.artifacts import atomic_path, load_model, read_parquet, write_json
+from recause.artifacts import atomic_path, read_parquet, write_json
 from recause.config import load_params
 from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.evaluation.protocol import MIXED_SPLITS, evaluate_all
@@ -27,7 +27,7 @@ from recause.models.base import Recommender
 from recause.models.baselines.ease import EASE
 from recause.models.baselines.pop import Pop
 from recause.models.language.retrieval import TfidfKNN
-from recause.models.registry import fit_on, models
+from recause.models.registry import load_saved, models
 from recause.parallel import open_runner
 from tasks._stage import run_stage
 from tasks._training import item_texts, lm_retrieval
@@ -44,18 +44,14 @@ def read_parts(directory: Path, names: tuple[str, ...]) -> dict[str, pd.DataFram
 
 
 def load_fit_on(split: str, parts: dict[str, pd.DataFrame], items: IdIndex) -> dict[str, Recommender]:
-    """Every saved model of the registry fit on ``split``'s own train (`recause.models.registry.fit_on`), in report
-    order, checked to share evaluate's user and item axes. A model without files was skipped by its stage."""
+    """Every saved model of the registry fit on ``split``'s own train (`recause.models.registry.load_saved`), in
+    report order, checked to share evaluate's user and item axes."""
     users = split_users(parts.values()).ids.tolist()
     found: dict[str, Recommender] = {}
-    for entry in fit_on(split):
-        folder = entry.location(LAYOUT, split)
-        if not (folder / f"{entry.name}.json").exists():
-            continue
-        model, meta = load_model(folder, entry.name, {entry.name: entry.model_type()})
+    for name, (model, meta) in load_saved(split).items():
         if meta["item_ids"] != items.ids.tolist() or meta.get("user_ids", users) != users:
-            raise RuntimeError(f"{folder}/{entry.name} was fit on other users or items: re-run `{entry.stage}`")
-        found[entry.name] = model
+            raise RuntimeError(f"{name} ({split}) was fit on other users or items: re-run `{models()[name].stage}`")
+        found[name] = model
     return found
 
 

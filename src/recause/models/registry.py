@@ -206,17 +206,21 @@ def build_baselines(knobs: Mapping[str, Mapping[str, Any]] | None) -> list[Recom
     return [entry.build(params[name]) for name, entry in baselines().items()]
 
 
-def load_fitted_baselines(directory: Path) -> dict[str, tuple[Recommender, dict[str, Any]]]:
-    """The baselines saved in ``directory`` with their metadata, in report order.
+def load_saved(split: str = "main", layout: Layout = LAYOUT) -> dict[str, tuple[Recommender, dict[str, Any]]]:
+    """Every saved model fit on ``split``'s own train (``fit_on``) with its metadata, in report order.
 
-    A registered baseline without files there was skipped on purpose (its ``skip_reason``) and is left out.
+    A model without files there was skipped by its stage on purpose (EASE above ``max_items``, say) and is left out.
     """
-    types = baseline_types()
-    return {name: load_model(directory, name, types) for name in types if (directory / f"{name}.json").exists()}
+    found = {}
+    for entry in fit_on(split):
+        folder = entry.location(layout, split)
+        if (folder / f"{entry.name}.json").exists():
+            found[entry.name] = load_model(folder, entry.name, {entry.name: entry.model_type()})
+    return found
 
 
 __all__ = [
     "FAMILIES", "JOINT_VARIANTS", "PARAMS_SECTION", "BaselineEntry", "Capabilities", "ModelEntry", "fit_on", "models",
     "servable", "NoKnobs", "baseline_types", "baselines",
-    "baselines_params", "build_baselines", "with_baseline_defaults", "load_fitted_baselines", "register_baseline",
+    "baselines_params", "build_baselines", "with_baseline_defaults", "load_saved", "register_baseline",
 ]  # fmt: skip
