@@ -18,7 +18,6 @@ Growth <= 10x is linear or better. Stages that are super-linear by nature are na
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -119,10 +118,11 @@ def generate_stage() -> None:
 def joint_stage() -> None:
     """One epoch of the joint model on the train part; saved for `evaluate` (safetensors + JSON)."""
     import pandas as pd
-    from safetensors.numpy import save_file
 
+    from recause.artifacts import save_model
     from recause.data.matrix import IdIndex, interaction_matrix
     from recause.models.joint import JointParams, train_joint
+    from recause.models.registry import models
 
     parts = {p: pd.read_parquet(LAYOUT.processed / f"{p}.parquet") for p in ("train", "valid", "test")}
     items = pd.read_parquet(LAYOUT.items)
@@ -136,26 +136,23 @@ def joint_stage() -> None:
     train = interaction_matrix(parts["train"], user_index, item_index)
     params = JointParams(epochs=1.0, seed=SEED)
     model = train_joint(train, params, item_text=text, user_features=user_side, item_features=item_side, progress=False)
-    LAYOUT.joint.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in model.arrays().items()}, str(LAYOUT.joint / "joint.safetensors"))
-    meta = {"config": model.config(), "user_ids": user_index.ids.tolist(), "item_ids": item_index.ids.tolist()}
-    (LAYOUT.joint / "joint.json").write_text(json.dumps(meta), encoding="utf-8")
+    folder = models()[model.name].location(LAYOUT, "main")  # where `evaluate` (load_saved) finds it
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(folder, model, {"user_ids": user_index.ids.tolist(), "item_ids": item_index.ids.tolist()})
     print(f"joint: one epoch over {train.nnz:,} train events")
 
 
 def evaluate_stage() -> None:
     """NDCG@10 etc. on test for a seeded sample of users, full ranking, every model (RecBole's protocol)."""
     import pandas as pd
-    from safetensors.numpy import load_file
 
     from recause.config import EvaluateParams
     from recause.data.matrix import IdIndex, interaction_matrix
     from recause.evaluation.ranking import evaluate_ranking, tie_priority
-    from recause.models.joint import JointModel
-    from recause.models.registry import baselines, load_saved
+    from recause.models.registry import load_saved
 
-    meta = json.loads((LAYOUT.joint / "joint.json").read_text(encoding="utf-8"))
-    joint = JointModel.from_state(meta["config"], load_file(str(LAYOUT.joint / "joint.safetensors")))
+    saved = load_saved("main")
+    joint, meta = saved.pop("joint")  # ranked by its user rows, the baselines by their history
     users, items = IdIndex(np.asarray(meta["user_ids"], dtype=str)), IdIndex(np.asarray(meta["item_ids"], dtype=str))
     parts = {p: pd.read_parquet(LAYOUT.processed / f"{p}.parquet") for p in ("train", "valid", "test")}
     tested = parts["test"]["user_id"].unique()
@@ -172,9 +169,7 @@ def evaluate_stage() -> None:
         "batch_users": 512,
     }
     ndcg = {}
-    for name, (model, _) in load_saved("main").items():
-        if name not in baselines():
-            continue  # the joint model is ranked below, by its user rows
+    for name, (model, _) in saved.items():
         ndcg[name] = evaluate_ranking(model.score, **shared)["ndcg@10"]
     found = evaluate_ranking(lambda rows, _history: joint.score_users(rows), by_user_rows=True, **shared)
     ndcg["joint"] = found["ndcg@10"]
