@@ -23,6 +23,7 @@ class Layout:
     raw: Path = Path("data/raw")
     wheels: Path = Path("data/external/wheels")
     incoming: Path = Path("data/incoming")
+    exposure: Path = Path("data/exposure")  # what `recause api` showed, with propensities (bandit-log schema)
     interim: Path = Path("data/interim")
     validated: Path = Path("data/validated")
     interactions: Path = Path("data/validated/interactions.parquet")

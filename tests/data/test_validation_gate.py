@@ -224,3 +224,39 @@ def test_verdict_blocks_per_mode_and_drift_policy(runner, ml100k: Tables, refere
     }
     blocking, _ = verdict(table_wrong, [], ValidateParams(mode="quarantine"))
     assert len(blocking) == 1 and "row count" in blocking[0]  # a wrong table cannot be quarantined
+
+
+# -- the online intake's pandas runner agrees with Great Expectations ------------------------------------
+
+
+def _corrupted(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """A sample of the real table with one broken row per rule the table has (types first: text columns)."""
+    sample = frame.sample(200, random_state=0).reset_index(drop=True).astype(object)
+    broken = {
+        "interactions": [
+            ("rating", 9.0),
+            ("rating", None),
+            ("timestamp", NOW + 10 * 86_400),
+            ("item_id", "no-such-item"),
+            ("user_id", "no-such-user"),
+            ("timestamp", "not a number"),
+        ],
+        "users": [("age", 150), ("age", "old"), ("user_id", None)],
+        "items": [("year", 1700), ("text", ""), ("title", None)],
+    }[table]
+    for row, (column, value) in enumerate(broken):
+        sample.at[row, column] = value
+    sample.loc[len(sample)] = sample.loc[len(broken) + 1]  # a duplicate key / duplicate row
+    return sample
+
+
+@pytest.mark.parametrize("table", ["interactions", "users", "items"])
+def test_pandas_rows_runner_rejects_what_great_expectations_rejects(runner, ml100k: Tables, references, table) -> None:
+    from recause.validation.rows import PandasRows
+
+    frame = _corrupted(getattr(ml100k, table), table)
+    refs = references if table == "interactions" else None
+    by_gx, by_pandas = _check(runner, table, frame, refs), _check(PandasRows(), table, frame, refs)  # type: ignore[arg-type]
+    assert not by_gx.success and len(by_gx.rejected) >= 4
+    assert by_pandas.rejected.to_dict("records") == by_gx.rejected.to_dict("records")
+    pd.testing.assert_frame_equal(by_pandas.accepted, by_gx.accepted)

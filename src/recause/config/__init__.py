@@ -36,6 +36,7 @@ from recause.config.models import JointStageParams, ModelsParams
 from recause.config.ope import BanditParams, EstimatorName, OBDSource, OPEParams
 from recause.config.orchestration import DaskParams, OrchestrationParams, RetryPolicy
 from recause.config.retrain import GateParams, RetrainParams
+from recause.config.serving import ServingParams, ServingPolicy
 from recause.config.split import IntervenedParams, SplitParams, SplitProtocol
 from recause.config.validate import ML100K_OCCUPATIONS, DriftParams, RowCountBounds, ValidateParams
 from recause.errors import ParamsError
@@ -60,6 +61,7 @@ class Params(StrictModel):
     orchestration: OrchestrationParams = OrchestrationParams()
     retrain: RetrainParams = RetrainParams()
     champion: ChampionParams = ChampionParams()
+    serving: ServingParams = ServingParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -198,7 +200,7 @@ __all__ = [
     "DaskParams", "DataParams", "DriftParams", "EncoderParams", "EstimatorName", "EvaluateParams",
     "FinetuneParams", "GateParams", "IntervenedParams", "JointParams", "JointStageParams",
     "MetricName", "ModelsParams", "OBDSource", "OPEParams", "OrchestrationParams", "Params", "PretrainParams",
-    "RetrainParams", "RetryPolicy", "RowCountBounds", "SplitParams", "SplitProtocol", "StrictModel",
+    "RetrainParams", "RetryPolicy", "RowCountBounds", "ServingParams", "ServingPolicy", "SplitParams", "SplitProtocol", "StrictModel",
     "SyntheticParams", "TableFile", "TrainingParams", "UserFiles", "ValidateParams", "WheelSource",
     "apply_overrides", "apply_params_updates", "deep_merge", "default_params_mapping", "load_params",
     "parse_params", "parse_section", "update_params_file",
