@@ -13,7 +13,7 @@ TORCH := torch==2.13.0
 # tools make starts itself; `recause` commands and the tests set it on their own. Expanded when a recipe runs.
 QUIET = $(shell $(BIN)/python -c 'from recause.environment import QUIET_ENVIRONMENT as q; print(" ".join(f"{k}={v}" for k, v in q.items()))')
 
-.PHONY: run test test-fast repro params server serve clean-venv help
+.PHONY: run test test-fast repro params server serve api clean-venv help
 
 # Operate it: `make server` in one terminal, `make serve` in another (Ctrl-C stops serve, then server).
 # Both use this project's PREFECT_HOME (SQLite there) unless PREFECT_API_DATABASE_CONNECTION_URL is set.
@@ -27,6 +27,7 @@ help:
 	@echo "make repro - the same DAG with plain 'dvc repro' (no Prefect)"
 	@echo "make server - a Prefect server (UI) on http://127.0.0.1:4200"
 	@echo "make serve  - register and serve the deployments: pipeline, evaluate, retrain (weekly)"
+	@echo "make api   - serve the champion over HTTP on http://127.0.0.1:8000 (docs at /docs; after make run)"
 
 run: $(VENV)/.installed
 	$(BIN)/recause run
@@ -50,6 +51,9 @@ server: $(VENV)/.installed
 
 serve: $(VENV)/.installed
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/recause serve $(if $(PROFILE),--profile $(PROFILE))
+
+api: $(VENV)/.installed
+	$(BIN)/recause api
 
 params: $(VENV)/.installed
 	$(BIN)/recause params

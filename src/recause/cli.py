@@ -337,6 +337,41 @@ def serve(
 
 
 @app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: serving.host, loopback).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serving.port).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Serve this model by name (default: the champion, swapped on promotion).")
+    ] = None,
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Serve the champion over HTTP: recommendations and reasons in real time, exposure logged, events taken in.
+
+    Docs at http://HOST:PORT/docs. Off loopback the API key variable (serving.api_key_env) must be set.
+    """
+    try:
+        root = find_workspace(workspace)
+        configure_environment(root)
+        from recause.config import load_params
+        from recause.online.app import api_key_problem, create_app
+        from recause.serving import SERVABLE
+
+        params = load_params(LAYOUT.under(root).params)
+        settings = params.serving.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})
+        problem = api_key_problem(settings.host, settings.api_key_env)
+        if problem:
+            raise RecauseError(problem)
+        if model is not None and model not in SERVABLE:
+            raise RecauseError(f"unknown model '{model}': choose one of {', '.join(sorted(SERVABLE))}")
+    except RecauseError as error:
+        raise fail(error, 2) from None
+    import uvicorn
+
+    app_ = create_app(root, params.model_copy(update={"serving": settings}), model)
+    uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+@app.command()
 def retrain(
     force: Annotated[bool, typer.Option(help="Train a challenger even if no new data arrived.")] = False,
     workspace: WorkspaceOption = Path("."),

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,15 @@ class Served:
     history: sp.csr_matrix  # every known interaction (train + valid + test), users x items
     titles: pd.Series  # item id -> title (or the id when the catalogue has no title)
     warm: np.ndarray  # per item: it has events in the train part (else the model knows it from content only)
+
+    @cached_property
+    def user_rows(self) -> dict[str, int]:
+        """Row of each user id: one dict lookup per request instead of an index search."""
+        return {user: row for row, user in enumerate(self.users.ids.tolist())}
+
+    @cached_property
+    def item_titles(self) -> np.ndarray:
+        return self.titles.to_numpy(dtype=object)
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """Scores of the users at ``rows``: by their rows (models with user embeddings), else their histories."""
@@ -116,7 +126,7 @@ def user_row(served: Served, user: str, key: bytes | None) -> int:
     """Row of ``user``: a pseudonym as stored, or a raw id pseudonymised with the workspace key."""
     candidates = [user] if PSEUDONYM.match(user) or key is None else [pseudonym(user, key), user]
     for candidate in candidates:
-        row = int(served.users.positions(np.asarray([candidate]))[0])
+        row = served.user_rows.get(candidate, -1)
         if row >= 0:
             return row
     raise RecauseError(f"unknown user '{user}': not in the workspace's split (give a raw id or its pseudonym)")

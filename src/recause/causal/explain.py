@@ -150,11 +150,18 @@ def explain_top_k(score: Scorer, history: sp.csr_matrix, k: int) -> list[TopReas
     The same counterfactual as :func:`explain`, shared by the k items: the history without each of its
     items is scored once, and every recommended item reads its drop from that batch.
     """
+    return top_reasons(score, history, None, k)
+
+
+def top_reasons(score: Scorer, history: sp.csr_matrix, items: np.ndarray | None, k: int = 10) -> list[TopReason]:
+    """The top reason of each of ``items`` (columns the user has not seen; None: the user's top-k), from one
+    leave-one-out batch (see :func:`explain_top_k`)."""
     seen = history.indices[history.data > 0]
     candidates, base, leave_one_out = _leave_one_out(score, history, seen)
-    order = np.flatnonzero(candidates)[np.argsort(-base[candidates], kind="stable")[:k]]
+    if items is None:
+        items = np.flatnonzero(candidates)[np.argsort(-base[candidates], kind="stable")[:k]]
     found = []
-    for item in order:
+    for item in items:
         drops = base[item] - leave_one_out[:, item]
         best = int(np.argmax(drops)) if len(drops) else -1
         if best >= 0 and drops[best] > 0:

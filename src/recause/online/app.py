@@ -1,0 +1,303 @@
+"""The HTTP API over a trained workspace: the champion's recommendations and explanations in real time, exposure
+logged with propensities, new events taken in for the next retraining. ``create_app`` builds it; `recause api`
+runs it under uvicorn.
+
+Every list is scored when it is asked for (the user's history through the model, then the serving policy), never
+read from ``topk.parquet``. With the greedy policy a user's list is exactly what `recause recommend` prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import os
+import secrets
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import scipy.sparse as sp
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import generate_latest
+
+from recause.config import Params
+from recause.data.keys import existing_pseudonym_key
+from recause.data.pseudonym import pseudonym
+from recause.errors import RecauseError
+from recause.layout import LAYOUT
+from recause.online import schemas
+from recause.online.events import ID, EventIntake, EventsRejected
+from recause.online.exposure import ExposureLog
+from recause.online.middleware import ApiMetrics, BodyLimit, Measured
+from recause.online.policy import PolicySettings, choose
+from recause.online.responses import explanation_body, recommendation_items
+from recause.online.state import LiveModel, ModelHolder
+from recause.serving import item_column, user_row
+
+LOOPBACK_NAMES = {"localhost"}
+
+
+class JSON(JSONResponse):
+    """JSON by orjson, without a second validation pass: the bodies are built to the documented schemas, and
+    the fuzz test checks every response against them."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in LOOPBACK_NAMES
+
+
+def api_key_problem(host: str, key_env: str) -> str | None:
+    """Why the server must not start: bound beyond loopback with no API key to guard POST /events."""
+    if not is_loopback(host) and not os.environ.get(key_env):
+        return f"refusing to bind {host} without an API key: set {key_env} (POST /events requires it off loopback)"
+    return None
+
+
+@dataclass
+class ApiContext:
+    params: Params
+    holder: ModelHolder
+    metrics: ApiMetrics
+    policy: PolicySettings
+    key: bytes | None  # the workspace's pseudonym key
+    exposure: ExposureLog | None
+    intake: EventIntake | None = None
+
+
+def _live(context: ApiContext) -> LiveModel:
+    model = context.holder.current
+    if model is None:
+        raise HTTPException(503, f"no model loaded yet: {context.holder.last_error or 'loading'}")
+    return model
+
+
+def _rng(seed: int, request_id: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{request_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _serve(context: ApiContext, model: LiveModel, scores: np.ndarray, seen: np.ndarray | None, k: int,
+           request_id: str, logged_user: str, history: sp.csr_matrix | None, explain: bool) -> list[dict]:  # fmt: skip
+    shown = choose(scores, seen, k, context.policy, _rng(context.params.serving.seed, request_id))
+    if context.exposure is not None:
+        ids = model.served.items.ids[shown.items].tolist()
+        context.exposure.append(
+            request_id, logged_user, ids, shown.propensities.tolist(), context.policy.name, model.version
+        )
+    return recommendation_items(model, shown, history if explain else None)
+
+
+def _recommend_known_or_cold(
+    context: ApiContext, model: LiveModel, user_id: str, k: int, request_id: str, explain: bool
+) -> dict:
+    try:
+        row = user_row(model.served, user_id, context.key)
+    except RecauseError as error:
+        if context.params.serving.unknown_user == "not_found":
+            raise HTTPException(404, str(error)) from None
+        logged = pseudonym(user_id, context.key) if context.key is not None else user_id
+        items = _serve(context, model, model.popularity.astype(np.float32), None, k, request_id, logged, None, False)
+        return {"known_user": False, "cold_start": True, "items": items}
+    history = model.served.history[row]
+    scores = model.history_scores(history) if model.explainable else model.served.scores(np.array([row]))[0]
+    seen = history.toarray()[0] > 0
+    reasons = history if (explain and model.explainable) else None
+    items = _serve(context, model, scores, seen, k, request_id, str(model.served.users.ids[row]), reasons, explain)
+    return {"known_user": True, "cold_start": False, "items": items}
+
+
+def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
+    """The API over the workspace at ``root`` serving ``model`` (None: the champion, swapped on promotion)."""
+    settings = params.serving
+    layout = LAYOUT.under(root)
+    context = ApiContext(
+        params,
+        ModelHolder(root, model),
+        ApiMetrics(),
+        PolicySettings(
+            settings.policy,
+            settings.epsilon,
+            settings.temperature,
+            settings.exploration_pool,
+            settings.propensity_samples,
+        ),  # fmt: skip
+        existing_pseudonym_key(params.data, root) if params.data.pseudonymise else None,
+        None,
+    )
+
+    def load() -> None:
+        if context.holder.refresh():
+            live = context.holder.current
+            assert live is not None
+            context.metrics.model_live(live.name, live.version)
+            context.intake = EventIntake(
+                layout.incoming,
+                params.validate_,
+                live.served.users.ids.tolist(),
+                live.served.items.ids.tolist(),
+                context.key,
+            )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):  # noqa: ANN202
+        context.exposure = ExposureLog(layout.exposure) if settings.log_exposure else None
+        await asyncio.to_thread(load)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(settings.reload_interval_s)
+                await asyncio.to_thread(load)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            if context.exposure is not None:
+                context.exposure.close()
+
+    app = FastAPI(
+        title="recause",
+        summary="The champion recommender in real time, with reasons; exposure logged for off-policy evaluation.",
+        default_response_class=JSON,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Measured, metrics=context.metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSON:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:10]]
+        return JSON({"detail": "; ".join(problems)}, status_code=422)
+
+    problem = {"model": schemas.Problem}
+    user_param = PathParam(min_length=1, max_length=128, pattern=ID, description="Raw user id or its pseudonym.")
+    k_query = Query(default=settings.default_k, ge=1, le=settings.max_k)
+    request_query = Query(default=None, min_length=1, max_length=128, pattern=ID, description="Replays a list.")
+
+    @app.get("/health", responses={200: {"model": schemas.Health}})
+    async def health() -> JSON:
+        return JSON({"status": "ok"})
+
+    @app.get("/ready", responses={200: {"model": schemas.Readiness}, 503: {"model": schemas.Readiness}})
+    async def ready() -> JSON:
+        live = context.holder.current
+        body = {"ready": live is not None, "model": live and live.name, "version": live and live.version}
+        if live is None:
+            body["detail"] = context.holder.last_error or "loading"
+        return JSON(body, status_code=200 if live is not None else 503)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(context.metrics.registry).decode())
+
+    @app.get(
+        "/recommendations/{user_id}",
+        responses={200: {"model": schemas.Recommendations}, 404: problem, 422: problem, 503: problem},
+    )
+    async def recommendations(
+        user_id: str = user_param, k: int = k_query, explain: bool = False, request_id: str | None = request_query
+    ) -> JSON:
+        live = _live(context)
+        request_id = request_id or uuid.uuid4().hex
+        found = _recommend_known_or_cold(context, live, user_id, k, request_id, explain)
+        return JSON(_envelope(context, live, user_id, request_id, found))
+
+    @app.post(
+        "/recommendations",
+        responses={200: {"model": schemas.Recommendations}, 409: problem, 422: problem, 503: problem},
+    )
+    async def fold_in(body: schemas.FoldIn) -> JSON:
+        live = _live(context)
+        if not live.explainable:
+            raise HTTPException(409, f"{live.name} scores users by their ids: it cannot score a new user's history")
+        columns = live.served.items.positions(np.asarray(body.liked, dtype=str))
+        if (columns < 0).any():
+            unknown = [i for i, c in zip(body.liked, columns, strict=True) if c < 0][:5]
+            raise HTTPException(422, f"liked: unknown item id(s) {', '.join(unknown)}")
+        if len(body.liked) > settings.max_liked_items:
+            raise HTTPException(422, f"liked: at most {settings.max_liked_items} items (serving.max_liked_items)")
+        k = body.k or settings.default_k
+        if k > settings.max_k:
+            raise HTTPException(422, f"k: at most {settings.max_k} (serving.max_k)")
+        columns = np.unique(columns)
+        history = sp.csr_matrix(
+            (np.ones(len(columns)), (np.zeros(len(columns), int), columns)), shape=(1, len(live.served.items))
+        )
+        scores = live.history_scores(history)
+        seen = np.zeros(len(scores), dtype=bool)
+        seen[columns] = True
+        request_id = body.request_id or uuid.uuid4().hex
+        items = _serve(context, live, scores, seen, k, request_id, "anonymous", history, body.explain)
+        found = {"known_user": False, "cold_start": False, "items": items}
+        return JSON(_envelope(context, live, "anonymous", request_id, found))
+
+    @app.get(
+        "/explanations/{user_id}/{item_id}",
+        responses={200: {"model": schemas.Explanation}, 404: problem, 409: problem, 422: problem, 503: problem},
+    )
+    async def explanation(
+        user_id: str = user_param,
+        item_id: str = PathParam(min_length=1, max_length=128, pattern=ID),
+        k: int = k_query,
+        reasons: int = Query(default=3, ge=1, le=20),
+    ) -> JSON:
+        live = _live(context)
+        if not live.explainable:
+            raise HTTPException(409, f"{live.name} scores users by their ids: no history item explains its list")
+        try:
+            row, column = user_row(live.served, user_id, context.key), item_column(live.served, item_id)
+        except RecauseError as error:
+            raise HTTPException(404, str(error)) from None
+        history = live.served.history[row]
+        if history[0, column] > 0:
+            raise HTTPException(409, f"user '{user_id}' already interacted with item '{item_id}': lists exclude it")
+        return JSON(explanation_body(live, user_id, history, column, k, reasons))
+
+    @app.post("/events", responses={200: {"model": schemas.EventsAccepted}, 401: problem, 422: problem, 503: problem})
+    async def events(body: schemas.EventBatch, x_api_key: str | None = Header(default=None)) -> JSON:
+        expected = os.environ.get(settings.api_key_env)
+        if not is_loopback(settings.host) and not (
+            expected and x_api_key and secrets.compare_digest(x_api_key, expected)
+        ):
+            raise HTTPException(401, "POST /events needs the X-API-Key header off loopback")
+        _live(context)
+        if len(body.events) > settings.max_events_per_request:
+            raise HTTPException(
+                422, f"events: at most {settings.max_events_per_request} (serving.max_events_per_request)"
+            )
+        assert context.intake is not None
+        try:
+            taken = await asyncio.to_thread(context.intake.append, body.events)
+        except EventsRejected as error:
+            raise HTTPException(422, str(error)) from None
+        return JSON({"accepted": taken.accepted, "duplicates": taken.duplicates})
+
+    return app
+
+
+def _envelope(context: ApiContext, live: LiveModel, user_id: str, request_id: str, found: dict) -> dict:
+    return {
+        "user_id": user_id,
+        "known_user": found["known_user"],
+        "cold_start": found["cold_start"],
+        "model": live.name,
+        "version": live.version,
+        "policy": context.policy.name,
+        "request_id": request_id,
+        "items": found["items"],
+    }
