@@ -353,7 +353,7 @@ def api(
         root = find_workspace(workspace)
         configure_environment(root)
         from recause.config import load_params
-        from recause.online.app import api_key_problem, create_app
+        from recause.online.app import api_key_problem
         from recause.serving import SERVABLE
 
         params = load_params(LAYOUT.under(root).params)
@@ -367,8 +367,15 @@ def api(
         raise fail(error, 2) from None
     import uvicorn
 
-    app_ = create_app(root, params.model_copy(update={"serving": settings}), model)
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    from recause.online.server import HOST_ENV, MODEL_ENV, ROOT_ENV
+
+    # Each worker process builds its own app from these (its own model copy, exposure file and hot swap).
+    os.environ.update({ROOT_ENV: str(root), MODEL_ENV: model or "", HOST_ENV: settings.host})
+    typer.echo(f"recause api: http://{settings.host}:{settings.port} (docs at /docs), {settings.workers} worker(s)")
+    uvicorn.run(
+        "recause.online.server:app_from_environment", factory=True, host=settings.host, port=settings.port,
+        workers=settings.workers, log_level="warning", access_log=False,
+    )  # fmt: skip
 
 
 @app.command()

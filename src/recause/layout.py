@@ -59,6 +59,7 @@ class Layout:
     state: Path = Path(".recause")
     workspace_lock: Path = Path(".recause/workspace.lock")
     workspace_lock_holder: Path = Path(".recause/workspace.lock.holder")  # who holds it, for a waiting run
+    events_lock: Path = Path(".recause/events.lock")  # `recause api`'s workers write data/incoming/ one at a time
 
     def under(self, root: Path) -> Layout:
         """The same layout with every path below ``root``."""

@@ -79,6 +79,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ChampionParams.confidence": "Level of the interval of the champion's paired difference from the best baseline.",
     "ServingParams.host": "Address `recause api` binds (anything but loopback requires the API key variable).",
     "ServingParams.port": "Port `recause api` listens on.",
+    "ServingParams.workers": "uvicorn worker processes: each holds its own model copy (2 on 2 cores: about 2x the requests).",
     "ServingParams.api_key_env": "Environment variable holding the API key that POST /events requires off loopback.",
     "ServingParams.policy": "What is shown: greedy (the top-k), epsilon or softmax exploration over the exploration pool.",
     "ServingParams.epsilon": "epsilon policy: share of responses that are a uniform random k-list from the pool.",

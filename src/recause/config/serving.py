@@ -18,6 +18,7 @@ ServingPolicy = Literal["greedy", "epsilon", "softmax"]
 class ServingParams(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
     api_key_env: str = Field(default="RECAUSE_API_KEY", min_length=1)
     policy: ServingPolicy = "greedy"
     epsilon: float = Field(default=0.1, ge=0.0, le=1.0)

@@ -149,6 +149,7 @@ def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
                 live.served.users.ids.tolist(),
                 live.served.items.ids.tolist(),
                 context.key,
+                layout.events_lock,
             )
 
     @asynccontextmanager

@@ -3,7 +3,8 @@
 
 A batch is accepted whole or not at all: one broken row rejects it with the gate's message for each broken rule.
 Each accepted batch becomes one CSV file, written beside its final name and renamed into place, so a crash never
-leaves half a file for `ingest` to read. Events keep the raw user id, as every file in ``data/incoming/`` does
+leaves half a file for `ingest` to read. A file lock (in the workspace's state folder) serialises the check-and-write of every server
+process, so an event id is written once however many workers receive it. Events keep the raw user id, as every file in ``data/incoming/`` does
 (`ingest` pseudonymises them with the rest); the check against the known users uses the pseudonym.
 """
 
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
 from recause.config.validate import ValidateParams
@@ -58,19 +60,32 @@ class EventIntake:
     """Checks and appends event batches to ``directory``; remembers every event id written there."""
 
     def __init__(
-        self, directory: Path, rules: ValidateParams, users: list[str], items: list[str], key: bytes | None
+        self,
+        directory: Path,
+        rules: ValidateParams,
+        users: list[str],
+        items: list[str],
+        key: bytes | None,
+        lock: Path,
     ) -> None:
         self.directory = directory
+        self.lock = lock  # outside ``directory``: the retrain flow fingerprints every file there
         self.rules = rules
         self.references = {"user_id": users, "item_id": items}
         self.key = key
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # threads of this process
         self._counter = itertools.count()
-        self._seen = self._ids_on_disk()
+        self._seen: set[str] = set()
+        self._read: set[str] = set()  # event files whose ids are in _seen
 
-    def _ids_on_disk(self) -> set[str]:
+    def _catch_up(self) -> None:
+        """Add the ids of event files written since the last look (by any process: uvicorn's workers share the
+        folder), so an id is accepted once whichever worker receives it."""
         files = sorted(self.directory.glob("events-*.csv")) if self.directory.exists() else []
-        return {str(v) for path in files for v in pd.read_csv(path, usecols=["event_id"], dtype=str)["event_id"]}
+        for path in files:
+            if path.name not in self._read:
+                self._seen.update(pd.read_csv(path, usecols=["event_id"], dtype=str)["event_id"].astype(str))
+                self._read.add(path.name)
 
     def _frame(self, events: list[Event]) -> pd.DataFrame:
         now = int(time.time())
@@ -97,7 +112,10 @@ class EventIntake:
 
     def append(self, events: list[Event]) -> Intake:
         """Write the batch's new events (first of each id) as one file; ids already written are skipped."""
-        with self._lock:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.lock.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, FileLock(self.lock):
+            self._catch_up()
             fresh, ids = [], set()
             for event in events:
                 if event.event_id not in self._seen and event.event_id not in ids:
@@ -107,11 +125,11 @@ class EventIntake:
                 return Intake(0, len(events), None)
             frame = self._frame(fresh)
             self.check(frame)
-            self.directory.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             path = self.directory / f"events-{stamp}-{os.getpid()}-{next(self._counter)}.csv"
             partial = path.with_name(f".{path.name}.partial")
             frame.to_csv(partial, index=False)
             os.replace(partial, path)
             self._seen |= ids
+            self._read.add(path.name)
             return Intake(len(fresh), len(events) - len(fresh), str(path))
