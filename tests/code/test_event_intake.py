@@ -13,7 +13,9 @@ from recause.online.events import Event, EventIntake, EventsRejected
 
 
 def _intake(tmp_path: Path) -> EventIntake:
-    return EventIntake(tmp_path / "incoming", ValidateParams(), ["u1", "u2"], ["i1", "i2"], None, tmp_path / "events.lock")
+    return EventIntake(
+        tmp_path / "incoming", ValidateParams(), ["u1", "u2"], ["i1", "i2"], None, tmp_path / "events.lock"
+    )
 
 
 def _event(event_id: str, **changes: object) -> Event:

@@ -18,6 +18,7 @@ from recause.online.app import create_app
 from recause.online.exposure import logged_rounds, read_exposure
 from recause.online.policy import PolicySettings, marginals
 from recause.ope.estimators import estimate
+from recause.operations.off_policy import off_policy_value
 from recause.serving import champion, load_served
 from tests.integration.workspaces import Workspace
 
@@ -69,3 +70,9 @@ def test_ope_on_the_served_exposure_log_recovers_another_policys_true_value(work
         found = estimate(name, rounds, n_bootstrap=500, seed=0)
         assert found.interval[0] <= truth <= found.interval[1], (name, found, truth)
         assert not found.interval[0] <= logged <= found.interval[1], (name, found, logged)
+    # The retrain gate's report of a challenger on the served log: here the champion itself, whose greedy value
+    # is the truth above.
+    parts = {p: pd.read_parquet(LAYOUT.under(root).processed / f"{p}.parquet") for p in ("train", "valid", "test")}
+    gate = off_policy_value(root, served.model, served.items, parts, "snipw")
+    assert gate is not None and gate["rounds"] == REQUESTS * K
+    assert gate["interval"][0] <= truth <= gate["interval"][1] and gate["logged_click_rate"] == logged

@@ -150,6 +150,7 @@ DESCRIPTIONS: dict[str, str] = {
     "OrchestrationParams.retries": "Retry policy per dvc.yaml stage tag; 'default' applies to untagged stages.",
     "GateParams.model": "Model the gate compares: champion (what select_champion serves, in each run) or a servable model by name.",
     "GateParams.metric": "Ranking metric compared on the frozen holdout.",
+    "GateParams.off_policy": "Estimator of the challenger's click rate on the exposure log `recause api` wrote (ipw, snipw; null: none); reported, never deciding.",
     "GateParams.min_improvement": "Challenger must reach champion + this (absolute) to be promoted.",
     "GateParams.min_holdout_users": "Fewer users in the holdout than this: reject.",
     "RetrainParams.schedule_cron": "Cron of the `retrain` deployment (weekly).",

@@ -5,6 +5,8 @@ What each field means is in ``recause.config.descriptions`` (so rewording one re
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from recause.config.base import StrictModel
@@ -15,6 +17,7 @@ class GateParams(StrictModel):
     metric: str = "ndcg@10"
     min_improvement: float = 0.0
     min_holdout_users: int = Field(default=1, ge=1)
+    off_policy: Literal["ipw", "snipw"] | None = "snipw"  # reported beside the verdict, never deciding it
 
     @field_validator("metric")
     @classmethod

@@ -31,7 +31,7 @@ from recause.config import Params
 from recause.data.keys import existing_pseudonym_key
 from recause.data.pseudonym import pseudonym
 from recause.errors import RecauseError
-from recause.layout import LAYOUT
+from recause.layout import LAYOUT, Layout
 from recause.online import schemas
 from recause.online.events import ID, EventIntake, EventsRejected
 from recause.online.exposure import ExposureLog
@@ -119,38 +119,27 @@ def _recommend_known_or_cold(
     return {"known_user": True, "cold_start": False, "items": items}
 
 
-def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
-    """The API over the workspace at ``root`` serving ``model`` (None: the champion, swapped on promotion)."""
+def _context(root: Path, params: Params, model: str | None) -> ApiContext:
     settings = params.serving
-    layout = LAYOUT.under(root)
-    context = ApiContext(
-        params,
-        ModelHolder(root, model),
-        ApiMetrics(),
-        PolicySettings(
-            settings.policy,
-            settings.epsilon,
-            settings.temperature,
-            settings.exploration_pool,
-            settings.propensity_samples,
-        ),  # fmt: skip
-        existing_pseudonym_key(params.data, root) if params.data.pseudonymise else None,
-        None,
+    policy = PolicySettings(
+        settings.policy, settings.epsilon, settings.temperature, settings.exploration_pool, settings.propensity_samples
     )
+    key = existing_pseudonym_key(params.data, root) if params.data.pseudonymise else None
+    return ApiContext(params, ModelHolder(root, model), ApiMetrics(), policy, key, None)
+
+
+def _lifespan(context: ApiContext, layout: Layout):  # noqa: ANN202
+    """Load the model, then look for a promotion every ``reload_interval_s`` (a new model swaps in whole)."""
+    settings = context.params.serving
 
     def load() -> None:
         if context.holder.refresh():
             live = context.holder.current
             assert live is not None
             context.metrics.model_live(live.name, live.version)
-            context.intake = EventIntake(
-                layout.incoming,
-                params.validate_,
-                live.served.users.ids.tolist(),
-                live.served.items.ids.tolist(),
-                context.key,
-                layout.events_lock,
-            )
+            users, items = live.served.users.ids.tolist(), live.served.items.ids.tolist()
+            rules = context.params.validate_
+            context.intake = EventIntake(layout.incoming, rules, users, items, context.key, layout.events_lock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202
@@ -170,14 +159,20 @@ def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
             if context.exposure is not None:
                 context.exposure.close()
 
+    return lifespan
+
+
+def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
+    """The API over the workspace at ``root`` serving ``model`` (None: the champion, swapped on promotion)."""
+    context = _context(root, params, model)
     app = FastAPI(
         title="recause",
         summary="The champion recommender in real time, with reasons; exposure logged for off-policy evaluation.",
         default_response_class=JSON,
-        lifespan=lifespan,
+        lifespan=_lifespan(context, LAYOUT.under(root)),
     )
     app.state.context = context
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=params.serving.max_body_bytes)
     app.add_middleware(Measured, metrics=context.metrics)
 
     @app.exception_handler(RequestValidationError)
@@ -185,11 +180,17 @@ def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:10]]
         return JSON({"detail": "; ".join(problems)}, status_code=422)
 
-    problem = {"model": schemas.Problem}
-    user_param = PathParam(min_length=1, max_length=128, pattern=ID, description="Raw user id or its pseudonym.")
-    k_query = Query(default=settings.default_k, ge=1, le=settings.max_k)
-    request_query = Query(default=None, min_length=1, max_length=128, pattern=ID, description="Replays a list.")
+    _status_routes(app, context)
+    _list_routes(app, context)
+    _explanation_and_event_routes(app, context)
+    return app
 
+
+PROBLEM = {"model": schemas.Problem}
+USER = PathParam(min_length=1, max_length=128, pattern=ID, description="Raw user id or its pseudonym.")
+
+
+def _status_routes(app: FastAPI, context: ApiContext) -> None:
     @app.get("/health", responses={200: {"model": schemas.Health}})
     async def health() -> JSON:
         return JSON({"status": "ok"})
@@ -206,55 +207,63 @@ def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(context.metrics.registry).decode())
 
-    @app.get(
-        "/recommendations/{user_id}",
-        responses={200: {"model": schemas.Recommendations}, 404: problem, 422: problem, 503: problem},
-    )
+
+def _list_routes(app: FastAPI, context: ApiContext) -> None:
+    settings = context.params.serving
+    k_query = Query(default=settings.default_k, ge=1, le=settings.max_k)
+    request_query = Query(default=None, min_length=1, max_length=128, pattern=ID, description="Replays a list.")
+    listed = {200: {"model": schemas.Recommendations}, 422: PROBLEM, 503: PROBLEM}
+
+    @app.get("/recommendations/{user_id}", responses={**listed, 404: PROBLEM})
     async def recommendations(
-        user_id: str = user_param, k: int = k_query, explain: bool = False, request_id: str | None = request_query
+        user_id: str = USER, k: int = k_query, explain: bool = False, request_id: str | None = request_query
     ) -> JSON:
         live = _live(context)
         request_id = request_id or uuid.uuid4().hex
         found = _recommend_known_or_cold(context, live, user_id, k, request_id, explain)
         return JSON(_envelope(context, live, user_id, request_id, found))
 
-    @app.post(
-        "/recommendations",
-        responses={200: {"model": schemas.Recommendations}, 409: problem, 422: problem, 503: problem},
-    )
+    @app.post("/recommendations", responses={**listed, 409: PROBLEM})
     async def fold_in(body: schemas.FoldIn) -> JSON:
         live = _live(context)
-        if not live.explainable:
-            raise HTTPException(409, f"{live.name} scores users by their ids: it cannot score a new user's history")
-        columns = live.served.items.positions(np.asarray(body.liked, dtype=str))
-        if (columns < 0).any():
-            unknown = [i for i, c in zip(body.liked, columns, strict=True) if c < 0][:5]
-            raise HTTPException(422, f"liked: unknown item id(s) {', '.join(unknown)}")
-        if len(body.liked) > settings.max_liked_items:
-            raise HTTPException(422, f"liked: at most {settings.max_liked_items} items (serving.max_liked_items)")
-        k = body.k or settings.default_k
-        if k > settings.max_k:
-            raise HTTPException(422, f"k: at most {settings.max_k} (serving.max_k)")
-        columns = np.unique(columns)
-        history = sp.csr_matrix(
-            (np.ones(len(columns)), (np.zeros(len(columns), int), columns)), shape=(1, len(live.served.items))
-        )
-        scores = live.history_scores(history)
-        seen = np.zeros(len(scores), dtype=bool)
-        seen[columns] = True
         request_id = body.request_id or uuid.uuid4().hex
-        items = _serve(context, live, scores, seen, k, request_id, "anonymous", history, body.explain)
-        found = {"known_user": False, "cold_start": False, "items": items}
+        found = _fold_in(context, live, body, request_id)
         return JSON(_envelope(context, live, "anonymous", request_id, found))
 
-    @app.get(
-        "/explanations/{user_id}/{item_id}",
-        responses={200: {"model": schemas.Explanation}, 404: problem, 409: problem, 422: problem, 503: problem},
-    )
+
+def _fold_in(context: ApiContext, live: LiveModel, body: schemas.FoldIn, request_id: str) -> dict:
+    """A new user's list from the items they liked, scored as a history (the model never saw them)."""
+    settings = context.params.serving
+    if not live.explainable:
+        raise HTTPException(409, f"{live.name} scores users by their ids: it cannot score a new user's history")
+    columns = live.served.items.positions(np.asarray(body.liked, dtype=str))
+    if (columns < 0).any():
+        unknown = [i for i, c in zip(body.liked, columns, strict=True) if c < 0][:5]
+        raise HTTPException(422, f"liked: unknown item id(s) {', '.join(unknown)}")
+    if len(body.liked) > settings.max_liked_items:
+        raise HTTPException(422, f"liked: at most {settings.max_liked_items} items (serving.max_liked_items)")
+    k = body.k or settings.default_k
+    if k > settings.max_k:
+        raise HTTPException(422, f"k: at most {settings.max_k} (serving.max_k)")
+    columns = np.unique(columns)
+    shape = (1, len(live.served.items))
+    history = sp.csr_matrix((np.ones(len(columns)), (np.zeros(len(columns), int), columns)), shape=shape)
+    scores = live.history_scores(history)
+    seen = np.zeros(len(scores), dtype=bool)
+    seen[columns] = True
+    items = _serve(context, live, scores, seen, k, request_id, "anonymous", history, body.explain)
+    return {"known_user": False, "cold_start": False, "items": items}
+
+
+def _explanation_and_event_routes(app: FastAPI, context: ApiContext) -> None:
+    settings = context.params.serving
+    explained = {200: {"model": schemas.Explanation}, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM}
+
+    @app.get("/explanations/{user_id}/{item_id}", responses=explained)
     async def explanation(
-        user_id: str = user_param,
+        user_id: str = USER,
         item_id: str = PathParam(min_length=1, max_length=128, pattern=ID),
-        k: int = k_query,
+        k: int = Query(default=settings.default_k, ge=1, le=settings.max_k),
         reasons: int = Query(default=3, ge=1, le=20),
     ) -> JSON:
         live = _live(context)
@@ -269,26 +278,22 @@ def create_app(root: Path, params: Params, model: str | None = None) -> FastAPI:
             raise HTTPException(409, f"user '{user_id}' already interacted with item '{item_id}': lists exclude it")
         return JSON(explanation_body(live, user_id, history, column, k, reasons))
 
-    @app.post("/events", responses={200: {"model": schemas.EventsAccepted}, 401: problem, 422: problem, 503: problem})
+    @app.post("/events", responses={200: {"model": schemas.EventsAccepted}, 401: PROBLEM, 422: PROBLEM, 503: PROBLEM})
     async def events(body: schemas.EventBatch, x_api_key: str | None = Header(default=None)) -> JSON:
         expected = os.environ.get(settings.api_key_env)
-        if not is_loopback(settings.host) and not (
-            expected and x_api_key and secrets.compare_digest(x_api_key, expected)
-        ):
+        keyed = bool(expected and x_api_key and secrets.compare_digest(x_api_key, expected))
+        if not is_loopback(settings.host) and not keyed:
             raise HTTPException(401, "POST /events needs the X-API-Key header off loopback")
         _live(context)
         if len(body.events) > settings.max_events_per_request:
-            raise HTTPException(
-                422, f"events: at most {settings.max_events_per_request} (serving.max_events_per_request)"
-            )
+            limit = settings.max_events_per_request
+            raise HTTPException(422, f"events: at most {limit} (serving.max_events_per_request)")
         assert context.intake is not None
         try:
             taken = await asyncio.to_thread(context.intake.append, body.events)
         except EventsRejected as error:
             raise HTTPException(422, str(error)) from None
         return JSON({"accepted": taken.accepted, "duplicates": taken.duplicates})
-
-    return app
 
 
 def _envelope(context: ApiContext, live: LiveModel, user_id: str, request_id: str, found: dict) -> dict:

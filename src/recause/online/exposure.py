@@ -88,3 +88,13 @@ def logged_rounds(
         marginals = cache[user]
         dist[row] = marginals[position - 1] if position - 1 < len(marginals) else 0.0
     return LoggedRounds(column, reward.astype(float), exposure["propensity_score"].to_numpy(float), dist)
+
+
+def read_clicks(directory: Path) -> pd.DataFrame:
+    """(round, item_id) of every event under ``directory`` (``events-*.csv``, as `POST /events` writes them) that
+    names the response which showed the item (its ``request_id``)."""
+    frames = [pd.read_csv(path, dtype=str) for path in sorted(directory.glob("events-*.csv"))]
+    frames = [frame[frame["request_id"].notna()] for frame in frames if "request_id" in frame]
+    if not frames:
+        return pd.DataFrame(columns=["round", "item_id"])
+    return pd.concat(frames, ignore_index=True).rename(columns={"request_id": "round"})[["round", "item_id"]]

@@ -40,6 +40,7 @@ class GateDecision(BaseModel):
     challenger: float
     holdout_users: int
     holdout_rows: int
+    off_policy: dict | None = None  # the challenger on the served exposure log (recause.operations.off_policy)
 
 
 def now() -> str:
@@ -122,5 +123,18 @@ def gate_report(decision: GateDecision, gate: GateParams, fingerprint: str) -> s
             f"Minimum improvement: {gate.min_improvement:g}. Raw-input fingerprint: `{fingerprint[:16]}`.",
             "",
             "The champion stays in place." if not decision.promote else "The challenger is the new champion.",
+            *_off_policy_lines(decision.off_policy),
         ]
     )
+
+
+def _off_policy_lines(found: dict | None) -> list[str]:
+    if found is None:
+        return []
+    low, high = found["interval"]
+    return [
+        "",
+        f"On the served exposure log ({found['rounds']:,} shown items), {found['estimator']} estimates the "
+        f"challenger's click rate per shown item at {found['value']:.4f} (95% interval {low:.4f}-{high:.4f}); "
+        f"the served lists got {found['logged_click_rate']:.4f}. Reported only: the holdout decides.",
+    ]

@@ -37,6 +37,7 @@ from recause.operations.champion import (
     promoted,
     rolled_back,
 )
+from recause.operations.off_policy import off_policy_value
 from recause.operations.store import fingerprint, materialise, read_registry, write_registry
 from recause.serving import SERVABLE, model_location, model_type
 from recause.serving import champion as champion_of
@@ -104,9 +105,10 @@ def challenge(root: Path, champion: Champion | None, gate: GateParams, tie_seed:
     layout = LAYOUT.under(root)
     parts = _split_parts(layout.processed)
     model, items = _gate_model(root, gate.model)
+    served_log = off_policy_value(root, model, items, parts, gate.off_policy) if gate.off_policy else None
     if champion is None:
         value, users = evaluate_on_holdout(model, items, parts, parts["test"], gate.metric, tie_seed)
-        return decide(None, value, users, len(parts["test"]), gate)
+        return decide(None, value, users, len(parts["test"]), gate).model_copy(update={"off_policy": served_log})
     with tempfile.TemporaryDirectory(prefix="recause-champion-") as scratch:
         old = LAYOUT.under(Path(scratch))
 
@@ -124,7 +126,7 @@ def challenge(root: Path, champion: Champion | None, gate: GateParams, tie_seed:
     holdout = holdout[(items.positions(holdout["item_id"]) >= 0) & (old_items.positions(holdout["item_id"]) >= 0)]
     before, users = evaluate_on_holdout(old_model, old_items, old_parts, holdout, gate.metric, tie_seed)
     after, _ = evaluate_on_holdout(model, items, parts, holdout, gate.metric, tie_seed)
-    return decide(before, after, users, len(holdout), gate)
+    return decide(before, after, users, len(holdout), gate).model_copy(update={"off_policy": served_log})
 
 
 @contextmanager
