@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recause.data.matrix import IdIndex, interaction_matrix, split_users
+from recause.data.matrix import IdIndex, interaction_matrix, known_interactions
 from recause.data.pseudonym import pseudonym
 from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
@@ -70,11 +70,12 @@ class Served:
     def item_titles(self) -> np.ndarray:
         return self.titles.to_numpy(dtype=object)
 
-    def scores(self, rows: np.ndarray) -> np.ndarray:
-        """Scores of the users at ``rows``: by their rows (models with user embeddings), else their histories."""
+    def scores(self, rows: np.ndarray, histories: sp.csr_matrix | None = None) -> np.ndarray:
+        """Scores of the users at ``rows``: by their rows (models with user embeddings), else their histories
+        (``histories``: those rows of ``history``, when the caller has sliced them already)."""
         if hasattr(self.model, "score_users"):
             return self.model.score_users(rows)  # type: ignore[attr-defined]
-        return self.model.score(self.history[rows])
+        return self.model.score(self.history[rows] if histories is None else histories)
 
     def top_k(self, k: int, rows: np.ndarray | None = None) -> pd.DataFrame:
         """``top_k_recommendations`` of this model for every user (or those at ``rows``), with item titles:
@@ -103,8 +104,7 @@ def load_served(root: Path, model: str) -> Served:
     arrays = load_file(str(_need(folder / f"{model}.safetensors", "model", stage)))
     items = IdIndex(np.asarray(meta["item_ids"], dtype=str))
     parts = [pd.read_parquet(_need(layout.processed / f"{p}.parquet", "split", "split")) for p in SPLIT_PARTS]
-    events = pd.concat(parts, ignore_index=True)
-    users = split_users(parts)
+    users, history = known_interactions(parts, items)
     if "user_ids" in meta and meta["user_ids"] != users.ids.tolist():
         raise RecauseError(f"{folder / model} was fit on another split's users: run `recause run --stage {stage}`")
     catalogue = pd.read_parquet(_need(layout.items, "items", "validate"))
@@ -116,7 +116,7 @@ def load_served(root: Path, model: str) -> Served:
         model_type(model).from_state(meta["config"], arrays),
         items,
         users,
-        interaction_matrix(events, users, items),
+        history,
         titles,
         np.asarray(interaction_matrix(parts[0], users, items).sum(axis=0)).ravel() > 0,
     )

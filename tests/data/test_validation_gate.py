@@ -256,7 +256,7 @@ def test_pandas_rows_runner_rejects_what_great_expectations_rejects(runner, ml10
 
     frame = _corrupted(getattr(ml100k, table), table)
     refs = references if table == "interactions" else None
-    by_gx, by_pandas = _check(runner, table, frame, refs), _check(PandasRows(), table, frame, refs)  # type: ignore[arg-type]
+    by_gx, by_pandas = _check(runner, table, frame, refs), _check(PandasRows(), table, frame, refs)
     assert not by_gx.success and len(by_gx.rejected) >= 4
     assert by_pandas.rejected.to_dict("records") == by_gx.rejected.to_dict("records")
     pd.testing.assert_frame_equal(by_pandas.accepted, by_gx.accepted)

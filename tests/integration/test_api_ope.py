@@ -15,7 +15,7 @@ from recause.data.keys import existing_pseudonym_key
 from recause.data.pseudonym import pseudonym
 from recause.layout import LAYOUT
 from recause.online.app import create_app
-from recause.online.exposure import logged_rounds, read_exposure
+from recause.online.exposure import logged_rounds, read_clicks, read_exposure
 from recause.online.policy import PolicySettings, marginals
 from recause.ope.estimators import estimate
 from recause.operations.off_policy import off_policy_value
@@ -60,8 +60,8 @@ def test_ope_on_the_served_exposure_log_recovers_another_policys_true_value(work
             assert answer.status_code == 200 and answer.json()["accepted"] == len(events[start : start + 500])
     exposure = read_exposure(LAYOUT.under(root).exposure)
     assert len(exposure) == REQUESTS * K
-    files = sorted(LAYOUT.under(root).incoming.glob("events-*.csv"))
-    clicks = pd.concat([pd.read_csv(path, dtype=str) for path in files]).rename(columns={"request_id": "round"})
+    clicks = read_clicks(LAYOUT.under(root).incoming)
+    assert len(clicks) == len(events)
     position_of_user = {user: u for u, user in enumerate(users)}
     rounds = logged_rounds(exposure, clicks, served.items.ids, lambda user: greedy[position_of_user[user]])
     truth = float(np.mean([np.mean([click[u, g.argmax()] for g in greedy[u]]) for u in asked]))

@@ -62,3 +62,10 @@ def interaction_matrix(interactions: pd.DataFrame, users: IdIndex, items: IdInde
     matrix = sp.csr_matrix((data, (rows[keep], cols[keep])), shape=(len(users), len(items)), dtype=np.float32)
     matrix.data[:] = 1.0  # repeated (user, item) events count once
     return matrix
+
+
+def known_interactions(parts: Iterable[pd.DataFrame], items: IdIndex) -> tuple[IdIndex, sp.csr_matrix]:
+    """The split's users and everything they are known to have interacted with (every part), as served."""
+    parts = list(parts)
+    users = split_users(parts)
+    return users, interaction_matrix(pd.concat(parts, ignore_index=True), users, items)

@@ -90,14 +90,16 @@ def _rng(seed: int, request_id: str) -> np.random.Generator:
 
 
 def _serve(context: ApiContext, model: LiveModel, scores: np.ndarray, seen: np.ndarray | None, k: int,
-           request_id: str, logged_user: str, history: sp.csr_matrix | None, explain: bool) -> list[dict]:  # fmt: skip
+           request_id: str, logged_user: str, explained: sp.csr_matrix | None) -> list[dict]:  # fmt: skip
+    """The policy's list for one user, logged; each item with its top reason when ``explained`` (the user's
+    history) is given."""
     shown = choose(scores, seen, k, context.policy, _rng(context.params.serving.seed, request_id))
     if context.exposure is not None:
         ids = model.served.items.ids[shown.items].tolist()
         context.exposure.append(
             request_id, logged_user, ids, shown.propensities.tolist(), context.policy.name, model.version
         )
-    return recommendation_items(model, shown, history if explain else None)
+    return recommendation_items(model, shown, explained)
 
 
 def _recommend_known_or_cold(
@@ -109,13 +111,13 @@ def _recommend_known_or_cold(
         if context.params.serving.unknown_user == "not_found":
             raise HTTPException(404, str(error)) from None
         logged = pseudonym(user_id, context.key) if context.key is not None else user_id
-        items = _serve(context, model, model.popularity.astype(np.float32), None, k, request_id, logged, None, False)
+        items = _serve(context, model, model.popularity.astype(np.float32), None, k, request_id, logged, None)
         return {"known_user": False, "cold_start": True, "items": items}
     history = model.served.history[row]
-    scores = model.history_scores(history) if model.explainable else model.served.scores(np.array([row]))[0]
-    seen = history.toarray()[0] > 0
-    reasons = history if (explain and model.explainable) else None
-    items = _serve(context, model, scores, seen, k, request_id, str(model.served.users.ids[row]), reasons, explain)
+    scores = np.asarray(model.served.scores(np.array([row]), history), dtype=np.float32)[0]
+    explained = history if explain and model.explainable else None
+    user = str(model.served.users.ids[row])
+    items = _serve(context, model, scores, history.toarray()[0] > 0, k, request_id, user, explained)
     return {"known_user": True, "cold_start": False, "items": items}
 
 
@@ -248,10 +250,10 @@ def _fold_in(context: ApiContext, live: LiveModel, body: schemas.FoldIn, request
     columns = np.unique(columns)
     shape = (1, len(live.served.items))
     history = sp.csr_matrix((np.ones(len(columns)), (np.zeros(len(columns), int), columns)), shape=shape)
-    scores = live.history_scores(history)
+    scores = np.asarray(live.served.model.score(history), dtype=np.float32)[0]
     seen = np.zeros(len(scores), dtype=bool)
     seen[columns] = True
-    items = _serve(context, live, scores, seen, k, request_id, "anonymous", history, body.explain)
+    items = _serve(context, live, scores, seen, k, request_id, "anonymous", history if body.explain else None)
     return {"known_user": False, "cold_start": False, "items": items}
 
 

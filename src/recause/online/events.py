@@ -106,7 +106,7 @@ class EventIntake:
             checked["user_id"] = pseudonymise_ids(checked["user_id"], self.key)
         result = check_table(
             "interactions", checked, "events", self.rules, int(time.time()), PandasRows(), self.references
-        )  # type: ignore[arg-type]
+        )
         if result.failures:
             raise EventsRejected("; ".join(result.failures))
 

@@ -88,22 +88,28 @@ def pool_marginals(
     return marginals, lists[0]
 
 
+def _on_pool(
+    scores: np.ndarray, excluded: np.ndarray | None, k: int, settings: PolicySettings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The user's pool (item columns), the policy's marginals over it, and one list drawn (pool positions)."""
+    pool = ranked_pool(scores, excluded, k if settings.name == "greedy" else max(k, settings.pool))
+    return pool, *pool_marginals(scores[pool].astype(np.float64), k, settings, rng)
+
+
 def choose(
     scores: np.ndarray, excluded: np.ndarray | None, k: int, settings: PolicySettings, rng: np.random.Generator
 ) -> Shown:
     """The list ``settings``' policy shows one user (``scores`` over the catalogue), with its propensities."""
-    pool = ranked_pool(scores, excluded, k if settings.name == "greedy" else max(k, settings.pool))
-    marginals, shown = pool_marginals(scores[pool].astype(np.float64), k, settings, rng)
+    pool, on_pool, shown = _on_pool(scores, excluded, k, settings, rng)
     items = pool[shown]
-    return Shown(items, marginals[np.arange(len(shown)), shown], scores[items])
+    return Shown(items, on_pool[np.arange(len(shown)), shown], scores[items])
 
 
 def marginals(
     scores: np.ndarray, excluded: np.ndarray | None, k: int, settings: PolicySettings, seed: int = 0
 ) -> np.ndarray:
     """(k', n_items) probability that ``settings``' policy shows each catalogue item at each position to one user."""
-    pool = ranked_pool(scores, excluded, k if settings.name == "greedy" else max(k, settings.pool))
-    on_pool, _ = pool_marginals(scores[pool].astype(np.float64), k, settings, np.random.default_rng(seed))
+    pool, on_pool, _ = _on_pool(scores, excluded, k, settings, np.random.default_rng(seed))
     full = np.zeros((on_pool.shape[0], len(scores)))
     full[:, pool] = on_pool
     return full

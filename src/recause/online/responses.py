@@ -6,7 +6,6 @@ and the CLI give the same numbers for the same user, item and model.
 
 from __future__ import annotations
 
-import numpy as np
 import scipy.sparse as sp
 
 from recause.causal.explain import explain, top_reasons
@@ -18,7 +17,7 @@ def recommendation_items(model: LiveModel, shown: Shown, history: sp.csr_matrix 
     """One dict per shown item (schemas.RecommendedItem); with its top reason when ``history`` is given."""
     served = model.served
     ids, titles = served.items.ids, served.item_titles
-    reasons = top_reasons(model.served.model.score, history, shown.items) if history is not None else None
+    reasons = top_reasons(served.model.score, history, shown.items) if history is not None else None
     found = []
     for position, (item, propensity, score) in enumerate(
         zip(shown.items, shown.propensities, shown.scores, strict=True), 1
@@ -51,7 +50,6 @@ def explanation_body(
     served = model.served
     ids, titles = served.items.ids, served.item_titles
     found = explain(served.model.score, history, column, k, n_reasons)
-    named = lambda columns: [str(ids[c]) for c in columns]  # noqa: E731
     return {
         "user_id": user_id,
         "item_id": str(ids[column]),
@@ -70,6 +68,6 @@ def explanation_body(
             for r in found.reasons
         ],
         "rank_without_reasons": int(found.rank_without_reasons),
-        "counterfactual_set": named(np.asarray(found.counterfactual_set, dtype=int)),
+        "counterfactual_set": [str(ids[c]) for c in found.counterfactual_set],
         "rank_without_set": None if found.rank_without_set is None else int(found.rank_without_set),
     }

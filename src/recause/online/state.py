@@ -8,7 +8,6 @@ last load it loads the new model completely, then swaps. A model that fails to l
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,27 +17,16 @@ import numpy as np
 from recause.errors import RecauseError
 from recause.layout import LAYOUT
 from recause.serving import EXPLAINABLE, Served, champion, load_served, model_location
+from recause.training.digest import file_digest
 
 
 @dataclass(frozen=True)
 class LiveModel:
     served: Served
     name: str
-    version: str  # name@<first 12 hex of the model file's SHA-256>
+    version: str  # name@<first 12 hex of the model file's digest (recause.training.digest.file_digest)>
     popularity: np.ndarray  # per item, its known events: the cold-start ranking
     explainable: bool  # the list is a function of the history: fold-in and reasons work
-
-    def history_scores(self, history) -> np.ndarray:  # noqa: ANN001
-        """Scores (n_items,) of one history row (a csr matrix of one row)."""
-        return np.asarray(self.served.model.score(history), dtype=np.float32)[0]
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 class ModelHolder:
@@ -55,13 +43,14 @@ class ModelHolder:
     def _name(self) -> str:
         return self.fixed or champion(self.root)
 
-    def _signature_now(self) -> tuple:
+    def _signature_now(self) -> tuple[str, Path, bytes, tuple]:
+        """The model's name and folder, what named it, and its files' (name, mtime, size)."""
         champion_file = LAYOUT.under(self.root).champion
         named = champion_file.read_bytes() if self.fixed is None and champion_file.exists() else b""
         name = self._name()
         folder, _ = model_location(LAYOUT.under(self.root), name)
         stats = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob(f"{name}.*")))
-        return name, named, stats
+        return name, folder, named, stats
 
     def refresh(self) -> bool:
         """Load the model when what names it or its file changed; True when a new model went live."""
@@ -70,10 +59,9 @@ class ModelHolder:
                 signature = self._signature_now()
                 if signature == self._signature:
                     return False
-                name = signature[0]
+                name, folder = signature[:2]
                 served = load_served(self.root, name)
-                folder, _ = model_location(LAYOUT.under(self.root), name)
-                version = f"{name}@{_file_digest(folder / f'{name}.safetensors')}"
+                version = f"{name}@{file_digest(folder / f'{name}.safetensors')[:12]}"
             except (RecauseError, OSError, ValueError, KeyError) as error:
                 self.last_error = str(error).splitlines()[0] if str(error) else type(error).__name__
                 return False

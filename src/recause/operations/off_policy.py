@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recause.data.matrix import IdIndex, interaction_matrix, split_users
+from recause.data.matrix import IdIndex, known_interactions
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
 from recause.online.exposure import logged_rounds, read_clicks, read_exposure
@@ -32,8 +32,7 @@ def off_policy_value(
     exposure = read_exposure(layout.exposure) if layout.exposure.exists() else pd.DataFrame()
     if exposure.empty:
         return None
-    users = split_users(parts.values())
-    history = interaction_matrix(pd.concat(parts.values(), ignore_index=True), users, items)
+    users, history = known_interactions(parts.values(), items)
     exposure = exposure[
         (users.positions(exposure["user_id"].astype(str)) >= 0)
         & (items.positions(exposure["item_id"].astype(str)) >= 0)

@@ -16,7 +16,7 @@ from recause.config.validate import ValidateParams
 from recause.data.schemas import coerce, finalise
 from recause.validation.drift import DriftReport
 from recause.validation.rules import schema_of, type_rules, value_rules
-from recause.validation.runner import GreatExpectations, Outcome
+from recause.validation.runner import Outcome, RuleRunner
 
 MAX_EXAMPLES = 5
 
@@ -66,7 +66,7 @@ def check_table(
     source: str,
     params: ValidateParams,
     now: int,
-    runner: GreatExpectations,
+    runner: RuleRunner,
     references: dict[str, list[str]] | None = None,
 ) -> TableCheck:
     """Validate one table; ``accepted`` holds the rows that broke nothing, in strict dtypes."""

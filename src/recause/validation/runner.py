@@ -7,7 +7,7 @@ so its Data Docs can show them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -27,6 +27,13 @@ class Outcome:
     @property
     def count(self) -> int | None:
         return None if self.rows is None else len(self.rows)
+
+
+class RuleRunner(Protocol):
+    """What runs a rule list on a frame: ``GreatExpectations`` for the gate, ``recause.validation.rows.PandasRows``
+    for the online intake's small batches."""
+
+    def run(self, name: str, frame: pd.DataFrame, rules: list[Rule]) -> list[Outcome]: ...
 
 
 class GreatExpectations:
