@@ -24,6 +24,7 @@ from recause.config.causal import CausalParams, CausalQuestion
 from recause.config.champion import ChampionParams
 from recause.config.data import DataParams, SyntheticParams, TableFile, UserFiles, WheelSource
 from recause.config.evaluate import EvaluateParams, MetricName
+from recause.config.fairness import FairnessParams
 from recause.config.joint import JointParams
 from recause.config.language import (
     CollaborativeHeadParams,
@@ -35,6 +36,7 @@ from recause.config.language import (
 from recause.config.models import JointStageParams, ModelsParams
 from recause.config.ope import BanditParams, EstimatorName, OBDSource, OPEParams
 from recause.config.orchestration import DaskParams, OrchestrationParams, RetryPolicy
+from recause.config.privacy import DPParams, PrivacyParams
 from recause.config.retrain import GateParams, RetrainParams
 from recause.config.serving import ServingParams, ServingPolicy
 from recause.config.split import IntervenedParams, SplitParams, SplitProtocol
@@ -62,6 +64,8 @@ class Params(StrictModel):
     retrain: RetrainParams = RetrainParams()
     champion: ChampionParams = ChampionParams()
     serving: ServingParams = ServingParams()
+    fairness: FairnessParams = FairnessParams()
+    privacy: PrivacyParams = PrivacyParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -197,9 +201,9 @@ def apply_params_updates(
 
 __all__ = [
     "ML100K_OCCUPATIONS", "PARAMS_FILE", "BanditParams", "ChampionParams", "CausalParams", "CausalQuestion", "CollaborativeHeadParams",
-    "DaskParams", "DataParams", "DriftParams", "EncoderParams", "EstimatorName", "EvaluateParams",
+    "DaskParams", "DPParams", "DataParams", "DriftParams", "EncoderParams", "EstimatorName", "EvaluateParams", "FairnessParams",
     "FinetuneParams", "GateParams", "IntervenedParams", "JointParams", "JointStageParams",
-    "MetricName", "ModelsParams", "OBDSource", "OPEParams", "OrchestrationParams", "Params", "PretrainParams",
+    "MetricName", "ModelsParams", "OBDSource", "OPEParams", "OrchestrationParams", "Params", "PretrainParams", "PrivacyParams",
     "RetrainParams", "RetryPolicy", "RowCountBounds", "ServingParams", "ServingPolicy", "SplitParams", "SplitProtocol", "StrictModel",
     "SyntheticParams", "TableFile", "TrainingParams", "UserFiles", "ValidateParams", "WheelSource",
     "apply_overrides", "apply_params_updates", "deep_merge", "default_params_mapping", "load_params",

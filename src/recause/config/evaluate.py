@@ -11,12 +11,13 @@ from pydantic import Field, field_validator
 
 from recause.config.base import StrictModel
 
-MetricName = Literal["recall", "ndcg", "mrr", "hit", "precision"]
+# the @k metrics (recause.evaluation.metrics), then the whole-ranking ones without k (recause.evaluation.auc)
+MetricName = Literal["recall", "ndcg", "mrr", "hit", "precision", "f1", "gauc", "auc"]
 
 
 class EvaluateParams(StrictModel):
     ks: tuple[int, ...] = (10, 20)
-    metrics: tuple[MetricName, ...] = ("recall", "ndcg", "mrr", "hit", "precision")
+    metrics: tuple[MetricName, ...] = ("recall", "ndcg", "mrr", "hit", "precision", "f1", "gauc", "auc")
     batch_users: int = Field(default=2048, ge=1)
     tie_seed: int = 0
     propensity_eta: float = Field(default=0.5, ge=0.0)
