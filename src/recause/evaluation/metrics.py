@@ -9,8 +9,10 @@ Each takes ``hits`` (n_users, K_max) booleans -- whether the item at rank r is r
 - ``ndcg@k``      sum over relevant ranks r <= k of 1/log2(r+1), divided by the same sum for an
                   ideal list (min(k, n_relevant) relevant items on top).
 - ``mrr@k``       1/rank of the first relevant item within the top k, else 0.
+- ``f1@k``        harmonic mean of precision@k and recall@k, 2PR / (P + R); 0 when both are 0.
 
 Users with no relevant items have no defined recall/NDCG and are left out of every average.
+The measures of the whole ranking, without a cut-off (``gauc``, ``auc``), are in ``recause.evaluation.auc``.
 
 ``weighted_gains`` gives the numerators of the self-normalised IPS (SNIPS) estimates of recall and
 NDCG (``recause.evaluation.exposure.SnipsTally``): per user, the sum over relevant items i ranked
@@ -60,12 +62,19 @@ def mrr(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     return np.where(top.any(axis=1), 1.0 / (first + 1), 0.0)
 
 
+def f1(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    p, r = precision(hits, n_relevant, k), recall(hits, n_relevant, k)
+    total = p + r
+    return np.divide(2 * p * r, total, out=np.zeros_like(total), where=total > 0)
+
+
 METRICS: dict[str, MetricFn] = {
     "recall": recall,
     "ndcg": ndcg,
     "mrr": mrr,
     "hit": hit,
     "precision": precision,
+    "f1": f1,
 }
 
 

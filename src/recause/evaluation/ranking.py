@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import scipy.sparse as sp
 
+from recause.evaluation.auc import WHOLE_RANKING, AucTally
 from recause.evaluation.exposure import ExposureTally, SnipsTally, exposure_k
-from recause.evaluation.metrics import per_user_metrics
+from recause.evaluation.metrics import METRICS, per_user_metrics
 
 ScoreFn = Callable[[sp.csr_matrix], np.ndarray]
 UserScoreFn = Callable[[np.ndarray, sp.csr_matrix], np.ndarray]  # (user rows, their histories) -> scores
@@ -82,6 +83,12 @@ def relevance(top_items: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     return (found & (top_items.ravel() >= 0)).reshape(top_items.shape)
 
 
+def result_names(metrics: Iterable[str], ks: Iterable[int]) -> list[str]:
+    """``evaluate_ranking``'s metric keys in order: ``name@k`` for every k, or ``name`` for ``gauc`` and ``auc``."""
+    ks = sorted(set(ks))
+    return [key for m in metrics for key in ([m] if m in WHOLE_RANKING else [f"{m}@{k}" for k in ks])]
+
+
 def evaluate_ranking(
     score: ScoreFn | UserScoreFn,
     history: sp.csr_matrix,
@@ -103,6 +110,8 @@ def evaluate_ranking(
     ``history`` is what the model sees (train); ``excluded`` what may not be ranked (train, plus
     valid when testing); ``truth`` the held-out items. All three are aligned users x items.
     ``by_user_rows``: ``score`` also takes the users' row numbers (models with user ID embeddings).
+    ``metrics`` may also name ``gauc`` and ``auc`` (``recause.evaluation.auc``), each one key without
+    ``@k``, in the metrics' order; ``auc`` keeps every rankable score until the end (memory: ``AucTally``).
 
     Optional, each adding keys after the ``metric@k`` ones (see ``recause.evaluation.exposure``):
     ``item_weights`` (n_items,), inverse propensities 1/p_i (``inverse_propensity_weights``), add
@@ -110,15 +119,21 @@ def evaluate_ranking(
     adds ``mean_popularity@k``, ``coverage@k`` and ``gini@k`` of the top-k lists for one k
     (``exposure_k``: 10 when in ``ks``, else the smallest). Both are over the users with truth.
     ``per_user_out``, when given, receives each ``metric@k``'s value per user and those users' rows
-    (``"user_rows"``): what a paired test between two models over the same users needs.
+    (``"user_rows"``): what a paired test between two models over the same users needs; with ``gauc``,
+    also each user's AUC under ``"gauc"`` (NaN for a user without a rankable positive or negative).
     """
     ks, metrics = sorted(set(ks)), list(metrics)
+    unknown = [m for m in metrics if m not in METRICS and m not in WHOLE_RANKING]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}: expected some of {[*METRICS, *WHOLE_RANKING]}")
+    at_k = [m for m in metrics if m in METRICS]
     n_items = history.shape[1]
     for name, vector in (("item_weights", item_weights), ("popularity", popularity)):
         if vector is not None and np.shape(vector) != (n_items,):
             raise ValueError(f"{name} must hold one value per item ({n_items}), got shape {np.shape(vector)}")
     snips = SnipsTally(item_weights, ks, candidates) if item_weights is not None else None
     exposure = ExposureTally(popularity, exposure_k(ks), candidates) if popularity is not None else None
+    auc = AucTally(pooled="auc" in metrics) if set(WHOLE_RANKING) & set(metrics) else None
     n_relevant_all = np.asarray(truth.sum(axis=1)).ravel()
     if candidates is not None:
         n_relevant_all = np.asarray(truth[:, candidates].sum(axis=1)).ravel()
@@ -127,10 +142,14 @@ def evaluate_ranking(
     for start in progress(range(0, len(users), batch_users)):
         batch = users[start : start + batch_users]
         scores = score(batch, history[batch]) if by_user_rows else score(history[batch])
-        top = top_k(scores, max(ks), excluded[batch].toarray() > 0, candidates, priority)
+        banned = excluded[batch].toarray() > 0
+        top = top_k(scores, max(ks), banned, candidates, priority)
         hits = relevance(top, truth[batch])
-        for name, values in per_user_metrics(hits, n_relevant_all[batch], ks, metrics).items():
+        for name, values in per_user_metrics(hits, n_relevant_all[batch], ks, at_k).items():
             per_user.setdefault(name, []).append(values)
+        if auc is not None:
+            rankable = ~banned if candidates is None else ~banned & candidates
+            auc.add(scores, rankable, truth[batch].toarray() > 0)
         if snips is not None:
             snips.add(top, hits, truth[batch])
         if exposure is not None:
@@ -138,12 +157,13 @@ def evaluate_ranking(
     if per_user_out is not None:
         per_user_out["user_rows"] = users
         per_user_out.update({name: np.concatenate(values) for name, values in per_user.items()})
+        if auc is not None and "gauc" in metrics:
+            per_user_out["gauc"] = auc.per_user()
     n_users = max(len(users), 1)
     # fsum is exactly rounded, so the mean does not depend on the order users were scored in
-    result = {
-        name: math.fsum(np.concatenate(per_user[name]).tolist()) / n_users if name in per_user else 0.0
-        for name in (f"{m}@{k}" for m in metrics for k in ks)
-    }
+    found = {name: math.fsum(np.concatenate(values).tolist()) / n_users for name, values in per_user.items()}
+    found |= auc.result() if auc is not None else {}
+    result = {name: found.get(name, 0.0) for name in result_names(metrics, ks)}
     for tally in (snips, exposure):
         if tally is not None:
             result.update(tally.result())
