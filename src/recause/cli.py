@@ -248,7 +248,7 @@ def recommend(
         from recause.serving import champion, load_served, user_row
 
         settings = load_params(LAYOUT.under(root).params)
-        served = load_served(root, model or champion(root))
+        served = load_served(root, model or champion(root), settings.fairness)
         key = existing_pseudonym_key(settings.data, root) if settings.data.pseudonymise else None
         row = user_row(served, user, key)
     except RecauseError as error:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,9 +23,14 @@ from recause.data.matrix import IdIndex, interaction_matrix, known_interactions
 from recause.data.pseudonym import pseudonym
 from recause.errors import RecauseError
 from recause.evaluation.ranking import top_k
+from recause.fairness.longtail import short_head
+from recause.fairness.rerank import TailReranker
 from recause.layout import LAYOUT, Layout
 from recause.models.base import Recommender
 from recause.models.registry import models, servable
+
+if TYPE_CHECKING:
+    from recause.config.fairness import FairnessParams
 
 PSEUDONYM = re.compile(r"^u[0-9a-f]{16}$")
 SPLIT_PARTS = ("train", "valid", "test")
@@ -60,6 +66,7 @@ class Served:
     history: sp.csr_matrix  # every known interaction (train + valid + test), users x items
     titles: pd.Series  # item id -> title (or the id when the catalogue has no title)
     warm: np.ndarray  # per item: it has events in the train part (else the model knows it from content only)
+    reranker: TailReranker | None = None  # the long-tail re-ranker (fairness.rerank.served), applied by top_k
 
     @cached_property
     def user_rows(self) -> dict[str, int]:
@@ -79,8 +86,10 @@ class Served:
 
     def top_k(self, k: int, rows: np.ndarray | None = None) -> pd.DataFrame:
         """``top_k_recommendations`` of this model for every user (or those at ``rows``), with item titles:
-        what `recause recommend` prints and `topk.parquet` holds."""
-        top = top_k_recommendations(self.scores, self.users, self.items, self.history, k, self.warm, rows)
+        what `recause recommend` prints and `topk.parquet` holds. With a ``reranker``, its lists (the scores
+        stay the model's; `select_champion` loads no re-ranker, so `topk.parquet` keeps the plain lists)."""
+        rank = self.reranker.top_k if self.reranker is not None else top_k
+        top = top_k_recommendations(self.scores, self.users, self.items, self.history, k, self.warm, rows, rank=rank)
         top.insert(3, "title", self.titles.reindex(top["item_id"]).to_numpy(dtype=str))
         return top
 
@@ -91,9 +100,10 @@ def _need(path: Path, what: str, stage: str) -> Path:
     return path
 
 
-def load_served(root: Path, model: str) -> Served:
+def load_served(root: Path, model: str, fairness: FairnessParams | None = None) -> Served:
     """The named servable model (see ``recause.models.registry``) fit on the main split and the histories it scores,
-    from the workspace at ``root``."""
+    from the workspace at ``root``; with the long-tail re-ranker when ``fairness.rerank.served``
+    (``recause.fairness.rerank``, its long tail from the train counts as the `fairness` stage defines it)."""
     from safetensors.numpy import load_file
 
     if model not in SERVABLE:
@@ -112,14 +122,13 @@ def load_served(root: Path, model: str) -> Served:
     names = catalogue["title"] if "title" in catalogue else catalogue["item_id"]
     titles = pd.Series(names.astype(str).to_numpy(), index=catalogue["item_id"]).reindex(items.ids)
     titles = titles.fillna(pd.Series(items.ids, index=items.ids))
-    return Served(
-        model_type(model).from_state(meta["config"], arrays),
-        items,
-        users,
-        history,
-        titles,
-        np.asarray(interaction_matrix(parts[0], users, items).sum(axis=0)).ravel() > 0,
-    )
+    counts = np.asarray(interaction_matrix(parts[0], users, items).sum(axis=0)).ravel()
+    reranker = None
+    if fairness is not None and fairness.rerank.served:
+        tail = ~short_head(counts, fairness.head_share)
+        reranker = TailReranker(tail, fairness.rerank.strength, fairness.rerank.candidates)
+    fitted = model_type(model).from_state(meta["config"], arrays)
+    return Served(fitted, items, users, history, titles, counts > 0, reranker)
 
 
 def user_row(served: Served, user: str, key: bytes | None) -> int:
@@ -148,9 +157,10 @@ def top_k_recommendations(
     warm: np.ndarray,
     rows: np.ndarray | None = None,
     batch_users: int = 2048,
+    rank: Callable[..., np.ndarray] = top_k,
 ) -> pd.DataFrame:
     """The ``k`` best items of every user (or of the users at ``rows``) by ``score_users(rows)``, never
-    one in their ``seen`` row.
+    one in their ``seen`` row (``rank(scores, k, excluded=...)``: ``top_k``, or a re-ranker's).
 
     One row per (user, rank): user_id, rank (1 = best), item_id, score, warm (the item had training
     events). Users are scored ``batch_users`` at a time, so memory is batch x items whatever the user count.
@@ -160,7 +170,7 @@ def top_k_recommendations(
     for start in range(0, len(wanted), batch_users):
         rows = wanted[start : start + batch_users]
         scores = np.asarray(score_users(rows), dtype=np.float64)
-        top = top_k(scores, k, excluded=seen[rows].toarray() > 0)
+        top = rank(scores, k, excluded=seen[rows].toarray() > 0)
         user, rank = np.nonzero(top >= 0)  # -1 pads users with fewer than k unseen items
         chosen = top[user, rank]
         frames.append(

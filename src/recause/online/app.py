@@ -90,10 +90,13 @@ def _rng(seed: int, request_id: str) -> np.random.Generator:
 
 
 def _serve(context: ApiContext, model: LiveModel, scores: np.ndarray, seen: np.ndarray | None, k: int,
-           request_id: str, logged_user: str, explained: sp.csr_matrix | None) -> list[dict]:  # fmt: skip
+           request_id: str, logged_user: str, explained: sp.csr_matrix | None,
+           by_model: bool = True) -> list[dict]:  # fmt: skip
     """The policy's list for one user, logged; each item with its top reason when ``explained`` (the user's
-    history) is given."""
-    shown = choose(scores, seen, k, context.policy, _rng(context.params.serving.seed, request_id))
+    history) is given. ``by_model``: the scores are the model's, so its long-tail re-ranker (if any) applies."""
+    reranker = model.served.reranker if by_model else None
+    rerank = reranker.top_k if reranker is not None else None
+    shown = choose(scores, seen, k, context.policy, _rng(context.params.serving.seed, request_id), rerank)
     if context.exposure is not None:
         ids = model.served.items.ids[shown.items].tolist()
         context.exposure.append(
@@ -111,7 +114,8 @@ def _recommend_known_or_cold(
         if context.params.serving.unknown_user == "not_found":
             raise HTTPException(404, str(error)) from None
         logged = pseudonym(user_id, context.key) if context.key is not None else user_id
-        items = _serve(context, model, model.popularity.astype(np.float32), None, k, request_id, logged, None)
+        popular = model.popularity.astype(np.float32)
+        items = _serve(context, model, popular, None, k, request_id, logged, None, by_model=False)
         return {"known_user": False, "cold_start": True, "items": items}
     history = model.served.history[row]
     scores = np.asarray(model.served.scores(np.array([row]), history), dtype=np.float32)[0]
@@ -127,7 +131,7 @@ def _context(root: Path, params: Params, model: str | None) -> ApiContext:
         settings.policy, settings.epsilon, settings.temperature, settings.exploration_pool, settings.propensity_samples
     )
     key = existing_pseudonym_key(params.data, root) if params.data.pseudonymise else None
-    return ApiContext(params, ModelHolder(root, model), ApiMetrics(), policy, key, None)
+    return ApiContext(params, ModelHolder(root, model, params.fairness), ApiMetrics(), policy, key, None)
 
 
 def _lifespan(context: ApiContext, layout: Layout):  # noqa: ANN202

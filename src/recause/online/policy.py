@@ -3,7 +3,8 @@
 A policy sees one user's scores over the catalogue and the items to leave out (already seen). Its *pool* is the
 user's ``pool`` best allowed items by score (the same tie rule as ``recause.evaluation.ranking.top_k``).
 
-- ``greedy``: the top-k, in order. Propensity 1 at each shown position.
+- ``greedy``: the top-k, in order (or a re-ranker's k, e.g. ``recause.fairness.rerank``). Propensity 1 at each
+  shown position.
 - ``epsilon`` (epsilon-greedy over lists): with probability ``1 - eps`` the top-k, else a uniform random ordered
   k-subset of the pool. A pool item ``a`` lands at position ``j`` with probability
   ``pi_j(a) = (1 - eps) 1[a = top_j] + eps / |pool|``, exactly.
@@ -19,6 +20,7 @@ stores them, and ``marginals`` gives them for any policy, to evaluate one policy
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,7 @@ import numpy as np
 from recause.evaluation.ranking import top_k
 
 POLICIES = ("greedy", "epsilon", "softmax")
+Rank = Callable[..., np.ndarray]  # (scores (users, items), k, excluded=...) -> (users, k) item columns, -1 pads
 
 
 @dataclass(frozen=True)
@@ -89,18 +92,34 @@ def pool_marginals(
 
 
 def _on_pool(
-    scores: np.ndarray, excluded: np.ndarray | None, k: int, settings: PolicySettings, rng: np.random.Generator
+    scores: np.ndarray,
+    excluded: np.ndarray | None,
+    k: int,
+    settings: PolicySettings,
+    rng: np.random.Generator,
+    rerank: Rank | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The user's pool (item columns), the policy's marginals over it, and one list drawn (pool positions)."""
-    pool = ranked_pool(scores, excluded, k if settings.name == "greedy" else max(k, settings.pool))
+    """The user's pool (item columns), the policy's marginals over it, and one list drawn (pool positions).
+    ``rerank`` orders the greedy list (the exploring policies explore the model's own pool)."""
+    if settings.name == "greedy" and rerank is not None:
+        listed = rerank(scores[None, :], k, excluded=None if excluded is None else excluded[None, :])[0]
+        pool = listed[listed >= 0]
+    else:
+        pool = ranked_pool(scores, excluded, k if settings.name == "greedy" else max(k, settings.pool))
     return pool, *pool_marginals(scores[pool].astype(np.float64), k, settings, rng)
 
 
 def choose(
-    scores: np.ndarray, excluded: np.ndarray | None, k: int, settings: PolicySettings, rng: np.random.Generator
+    scores: np.ndarray,
+    excluded: np.ndarray | None,
+    k: int,
+    settings: PolicySettings,
+    rng: np.random.Generator,
+    rerank: Rank | None = None,
 ) -> Shown:
-    """The list ``settings``' policy shows one user (``scores`` over the catalogue), with its propensities."""
-    pool, on_pool, shown = _on_pool(scores, excluded, k, settings, rng)
+    """The list ``settings``' policy shows one user (``scores`` over the catalogue), with its propensities;
+    ``rerank`` (greedy only) picks and orders the list instead of the plain top-k."""
+    pool, on_pool, shown = _on_pool(scores, excluded, k, settings, rng, rerank)
     items = pool[shown]
     return Shown(items, on_pool[np.arange(len(shown)), shown], scores[items])
 

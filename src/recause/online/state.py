@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from recause.errors import RecauseError
 from recause.layout import LAYOUT
 from recause.serving import EXPLAINABLE, Served, champion, load_served, model_location
 from recause.training.digest import file_digest
+
+if TYPE_CHECKING:
+    from recause.config.fairness import FairnessParams
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,13 @@ class LiveModel:
 
 
 class ModelHolder:
-    """Holds the served model of the workspace at ``root``: ``model`` by name, or the champion (None)."""
+    """Holds the served model of the workspace at ``root``: ``model`` by name, or the champion (None); with the
+    long-tail re-ranker when ``fairness.rerank.served``."""
 
-    def __init__(self, root: Path, model: str | None = None) -> None:
+    def __init__(self, root: Path, model: str | None = None, fairness: FairnessParams | None = None) -> None:
         self.root = root
         self.fixed = model
+        self.fairness = fairness
         self.current: LiveModel | None = None
         self.last_error: str | None = None
         self._signature: tuple | None = None
@@ -60,7 +66,7 @@ class ModelHolder:
                 if signature == self._signature:
                     return False
                 name, folder = signature[:2]
-                served = load_served(self.root, name)
+                served = load_served(self.root, name, self.fairness)
                 version = f"{name}@{file_digest(folder / f'{name}.safetensors')[:12]}"
             except (RecauseError, OSError, ValueError, KeyError) as error:
                 self.last_error = str(error).splitlines()[0] if str(error) else type(error).__name__
