@@ -109,11 +109,14 @@ class HybridEASE(DenseItemItem):
         self.cold_head = cold_head  # (n_items, n_items) lm_retrieval's item-item head; None: no cold head
 
     def fit(self, train: sp.csr_matrix) -> Self:
+        return self.fit_gram(gram_matrix(train))
+
+    def fit_gram(self, gram: np.ndarray, counts: np.ndarray | None = None) -> Self:
+        """Fit on a Gram matrix and item counts (None: its diagonal) alone, e.g. a differentially private release
+        (``recause.privacy.gram``): the model then reads nothing else of train."""
         kernel = None if self.embeddings is None else content_kernel(self.embeddings, self.params.content_power)
-        gram = gram_matrix(train)
-        self.weights = column_adjusted(
-            hybrid_weights(gram, kernel, self.params), np.diag(gram), self.cold_head, self.params
-        )
+        counts = np.diag(gram) if counts is None else counts
+        self.weights = column_adjusted(hybrid_weights(gram, kernel, self.params), counts, self.cold_head, self.params)
         return self
 
 
@@ -159,15 +162,18 @@ def select_on_valid(
     metric: str = "ndcg@10",
     priority: np.ndarray | None = None,
     debias_exponents: tuple[float, ...] = (0.0,),
+    gram: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
 ) -> Selection:
     """Fit every setting of ``grid`` on ``train``, each with every exponent of ``debias_exponents``; keep the
     best by ``metric`` on ``valid`` (train items excluded).
 
     Only train and valid are read: the held-out test never takes part in the choice. Deconfounding only
-    rescales columns, so each setting is solved once whatever the number of exponents.
+    rescales columns, so each setting is solved once whatever the number of exponents. ``gram``/``counts``:
+    fit on these instead of train's own (a private release); train is then only the users' scoring input.
     """
-    gram = gram_matrix(train)
-    counts = np.diag(gram)
+    gram = gram_matrix(train) if gram is None else gram
+    counts = np.diag(gram) if counts is None else counts
     kernels = (
         {p: content_kernel(embeddings, p) for p in {s.content_power for s in grid}} if embeddings is not None else {}
     )
@@ -195,6 +201,8 @@ def select_cold_weight(
     seed: int,
     metric: str = "ndcg@10",
     priority: np.ndarray | None = None,
+    gram: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
 ) -> list[tuple[float, float]]:
     """Every cold weight of ``cold_weights`` with its ``metric`` on valid plus pseudo-cold items, for ``model``'s
     setting (its embeddings and cold head): in grid order, the first best wins.
@@ -202,8 +210,11 @@ def select_cold_weight(
     A seeded share ``held_out_fraction`` of the items with train events is held out of train with all its
     events, which join valid as the events of cold items; the model is refit without them and ranks warm and
     pseudo-cold items in one list per user (0: valid alone judges). Test and its cold items are never read.
+    ``gram``/``counts``: fit on these instead of train's own (a private release); the refit then zeroes the
+    held-out items' rows and columns of it, which is what their removal does to a Gram.
     """
-    counts = np.asarray(train.sum(axis=0)).ravel()
+    gram = gram_matrix(train) if gram is None else gram
+    counts = np.diag(gram) if counts is None else counts
     warm = np.flatnonzero(counts > 0)
     held = np.zeros(train.shape[1], dtype=bool)
     if held_out_fraction > 0:
@@ -214,12 +225,13 @@ def select_cold_weight(
     reduced.eliminate_zeros()
     truth = (valid + train @ sp.diags(held.astype(np.float64))).tocsr()
     kernel = None if model.embeddings is None else content_kernel(model.embeddings, model.params.content_power)
-    gram = gram_matrix(reduced)
+    kept = (~held).astype(np.float64)
+    gram, counts = gram * np.outer(kept, kept), counts * kept  # the Gram and counts of `reduced`
     solved = hybrid_weights(gram, kernel, model.params)
     values = []
     for weight in cold_weights:
         setting = model.params.model_copy(update={"cold_weight": weight})
-        adjusted = column_adjusted(solved, np.diag(gram), model.cold_head, setting)
+        adjusted = column_adjusted(solved, counts, model.cold_head, setting)
         values.append((weight, _valid_score(adjusted, reduced, truth, metric, priority)))
     return values
 

@@ -58,6 +58,15 @@ class EASE(DenseItemItem):
         self.weights = ease_weights(train, self.params.reg_weight)
         return self
 
+    def fit_gram(self, gram: np.ndarray, extra_ridge: float = 0.0) -> Self:
+        """Fit on a (Gram-like) items x items matrix alone, e.g. a differentially private release
+        (``recause.privacy.gram``), with the ridge grown by ``extra_ridge`` (kept in ``params``, so the saved
+        config is the ridge used): the model then reads nothing else of train."""
+        if extra_ridge:
+            self.params = self.params.model_copy(update={"reg_weight": self.params.reg_weight + extra_ridge})
+        self.weights = ease_solve(gram, self.params.reg_weight)
+        return self
+
     def skip_reason(self, train: sp.csr_matrix) -> str | None:
         n_items, cap = train.shape[1], self.params.max_items
         if cap is None or n_items <= cap:
