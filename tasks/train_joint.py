@@ -4,6 +4,11 @@ Splits: the main split (RecBole's protocol), its cold-item variant and the `inte
 model sees that split's train only, with its valid for early stopping. Every run is resumable
 (checkpoints/train_joint/<split>/<model>/), so a killed or retried stage continues where it was.
 Every user's top-k comes from the champion (`select_champion`), whichever model that is.
+
+With `privacy.dp.enabled` every run is DP-SGD (recause.models.joint.private; the accountant's epsilon and the
+budget go to metrics per model). DP-SGD cannot debias (propensities read every event), so `joint_debiased` is
+then the same run as `joint` (the same release, saved under both names, costing no further privacy). Each
+split's model is its own release: the three splits share users, so together they spend up to 3 epsilon.
 """
 
 from __future__ import annotations
@@ -16,15 +21,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 import recause.models.joint
+import recause.privacy.sgd
 import recause.training
 from recause.artifacts import atomic_path, read_parquet, save_model, write_json
-from recause.config import load_params
+from recause.config import Params, load_params
 from recause.config.models import JOINT_VARIANTS, JointStageParams
 from recause.data.features import item_side_features, user_side_features
 from recause.data.matrix import IdIndex, interaction_matrix, split_users
 from recause.errors import InputDataError
 from recause.layout import LAYOUT
-from recause.models.joint import JointModel, JointParams, joint_training
+from recause.models.joint import JointModel, JointParams, joint_training, train_joint
 from recause.training.device import resolve_device, set_threads
 from recause.training.digest import file_digest
 from recause.training.loop import TrainResult
@@ -39,7 +45,8 @@ EMBEDDINGS = LAYOUT.embeddings
 OUTPUT = LAYOUT.joint  # <split>/<model>.{safetensors,json}
 METRICS = LAYOUT.metrics_file("train_joint")
 PLOTS = LAYOUT.plot_dir("train_joint")
-CODE = (recause.models.joint, recause.training)  # what a run's results depend on (with this module)
+# what a run's results depend on (with this module)
+CODE = (recause.models.joint, recause.privacy.sgd, recause.training)
 
 
 @dataclass(frozen=True)
@@ -71,15 +78,37 @@ def read_split(directory: Path, items: IdIndex, users_table: pd.DataFrame | None
     return SplitData(users, matrices, side)
 
 
-def main() -> None:
-    params = load_params()
-    stage = params.models.joint
-    set_threads(stage.threads)
+def read_inputs(stage: JointStageParams) -> tuple[IdIndex, np.ndarray | None, np.ndarray | None, pd.DataFrame | None]:
+    """The item axis (every catalogue item, as the baselines'), item text embeddings, item side features, users."""
     catalogue = read_parquet(ITEMS, "items table")
-    items = IdIndex.from_values(catalogue["item_id"])  # the baselines' item axis: every catalogue item
+    items = IdIndex.from_values(catalogue["item_id"])
     text = item_embeddings(items) if stage.use_text else None
     item_side = item_side_features(catalogue, items.ids) if stage.use_side_features else None
     users_table = read_parquet(USERS, "users table") if USERS.exists() else None
+    return items, text, item_side, users_table
+
+
+def private_joint(epsilon: float, params: Params, split: str = "main", progress: bool = False) -> JointModel:
+    """`joint` fit on ``split``'s train as this stage fits it, but with DP-SGD at ``epsilon`` (``privacy.dp``
+    otherwise as in ``params``; inf: clipped, noise-free), in memory: the privacy benchmark's joint model.
+    Its user rows are the split's users (``read_split``), as `evaluate` expects; ``model.stats.privacy``
+    holds the budget and the accountant's epsilon."""
+    stage = params.models.joint
+    dp = params.privacy.dp.model_copy(update={"enabled": True, "epsilon": epsilon})
+    items, text, item_side, users_table = read_inputs(stage)
+    data = read_split(SPLITS[split], items, users_table, stage.use_side_features)
+    return train_joint(
+        data.matrices["train"], model_params(stage, "joint"), item_text=text, user_features=data.user_side,
+        item_features=item_side, valid=data.matrices["valid"], progress=progress, dp=dp,
+    )  # fmt: skip
+
+
+def main() -> None:
+    params = load_params()
+    stage = params.models.joint
+    dp = params.privacy.dp
+    set_threads(stage.threads)
+    items, text, item_side, users_table = read_inputs(stage)
     print(f"train_joint: device {resolve_device(stage.device)}, {len(items):,} items, text {text is not None}")
     inputs = [ITEMS, *([EMBEDDINGS] if stage.use_text else []), *([USERS] if users_table is not None else [])]
     report: dict[str, dict] = {}
@@ -91,9 +120,14 @@ def main() -> None:
         train = data.matrices["train"]
         for name in JOINT_VARIANTS:
             run_params = model_params(stage, name)
+            if dp.enabled and name != "joint":  # DP trains no debiased variant: the joint run, saved again
+                joint = fitted[split, "joint"]
+                fitted[split, name] = JointModel.from_state(joint.config(), joint.arrays())
+                report[split][name] = report[split]["joint"] | {"same_run_as": "joint"}
+                continue
             training = joint_training(
                 train, run_params, item_text=text, user_features=data.user_side, item_features=item_side,
-                valid=data.matrices["valid"],
+                valid=data.matrices["valid"], dp=dp,
             )  # fmt: skip
             depends_on = stage_inputs(
                 file_digest(directory / "train.parquet", directory / "valid.parquet", *inputs), split, code=CODE
@@ -107,6 +141,7 @@ def main() -> None:
                 **run.metrics(),
                 "validation_ndcg@10": {str(step): round(score, 6) for step, score in run.result.validation},
                 "best_step": run.result.best_step,
+                **({"privacy": training.privacy()} if dp.enabled else {}),
             }
             title = f"train_joint: {split}_{name} (loss per step, validation NDCG@10)"
             plots[f"{split}_{name}.png"] = (run.result, title)

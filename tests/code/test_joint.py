@@ -24,7 +24,8 @@ from recause.models.joint import train as train_module
 from recause.models.joint.adaptors import whitening
 from recause.models.joint.network import JointNet
 from recause.models.joint.objective import PositiveStream
-from recause.training.loop import CheckpointDir, TrainResult
+from recause.training.loop import TrainResult
+from tests.code.joint_runs import train_until
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -295,15 +296,7 @@ def test_resumed_joint_run_ends_where_the_uninterrupted_run_ends(data: Topics, t
         run = joint_training(data.train, run_params, valid=valid, **inputs)
         if scramble:  # a fresh process whose towers start elsewhere: the checkpoint must win
             torch.nn.init.normal_(run.objective.module.user_ids.weight)
-
-        def hook(step: int) -> None:
-            if step == crash_at:
-                raise RuntimeError(f"killed at step {step}")
-
-        plan = run.plan(("joint-test",), show_progress=False)
-        trained = plan.train(run.objective, run.optimizer, run.device, checkpoints=CheckpointDir(directory),
-                             faults=hook, log=lambda message: None)  # fmt: skip
-        return run.finish(trained.result, 0.0), trained.result
+        return train_until(run, directory, crash_at, "joint-test")
 
     reference, full = go(tmp_path / "a")
     assert len(full.losses) == 12 and [step for step, _ in full.validation] == [3, 6, 9, 12]

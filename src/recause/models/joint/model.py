@@ -41,6 +41,7 @@ class TrainStats:
     validation: list[tuple[int, float]] = field(default_factory=list)  # (step, NDCG@10)
     best_step: int | None = None
     seconds: float = 0.0
+    privacy: dict[str, Any] | None = None  # DP-SGD: budget, steps and the accountant's epsilon (None: not private)
 
 
 def canonical(matrix: sp.spmatrix) -> sp.csr_matrix:

@@ -11,6 +11,9 @@ trains it, with or without checkpoints (a DVC stage gets resume, fault injection
 handling exactly like the language-model stages), keeps the best-validated weights and stops after
 ``patience`` validations without improvement; ``finish`` exports the towers into a ``JointModel``.
 ``train_joint`` is all three, in memory. This module builds on ``model.py``, never the reverse.
+With ``dp`` (``privacy.dp`` enabled) the run is DP-SGD instead: ``private.py``'s objective (privacy units,
+Poisson sampling, per-unit negatives) and ``recause.privacy.sgd``'s optimizer (Opacus clipping, noise and
+accountant); its budget joins the checkpoint fingerprint and the accountant's epsilon the run's stats.
 
 Nothing is materialised per user x item during training, and there is no per-row Python loop: an
 epoch is ceil(nnz / batch_size) steps of fixed cost. On CPU the same seed gives the same model,
@@ -23,7 +26,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -31,13 +34,16 @@ import scipy.sparse as sp
 import torch
 
 from recause.config.joint import JointParams
+from recause.config.privacy import DPParams
 from recause.evaluation.metrics import ndcg
 from recause.evaluation.ranking import relevance, top_k
 from recause.models.joint.debias import bias_prior, imputation_factors
 from recause.models.joint.model import JointModel, TrainStats, canonical
 from recause.models.joint.network import JointNet
 from recause.models.joint.objective import JointObjective
+from recause.models.joint.private import PrivateJointObjective, private_joint_params, private_parts
 from recause.models.joint.propensity import positive_propensities
+from recause.privacy.sgd import PrivateOptimizer, SgdBudget
 from recause.training.device import resolve_device, set_threads
 from recause.training.loop import TrainResult
 from recause.training.run import RunPlan, plan_run, planned_examples, planned_steps
@@ -123,14 +129,15 @@ class JointOptimizer:
 class JointTraining:
     """A prepared run: train ``objective`` and ``optimizer`` under ``plan()``, then ``finish``."""
 
-    objective: JointObjective
-    optimizer: JointOptimizer
-    n_examples: int  # positives in train
+    objective: JointObjective | PrivateJointObjective
+    optimizer: JointOptimizer | PrivateOptimizer
+    n_examples: int  # positives in train (under DP: privacy units)
     validate: Callable[[], float] | None
     validate_every: int
     device: torch.device
     params: JointParams
     item_counts: np.ndarray
+    budget: SgdBudget | None = None  # DP-SGD's privacy settings (None: not private)
 
     @property
     def total_steps(self) -> int:
@@ -139,16 +146,27 @@ class JointTraining:
 
     def plan(self, depends_on: tuple[Any, ...] = (), name: str = "train_joint", show_progress: bool = True) -> RunPlan:
         """The run's loop settings (``depends_on``: what a checkpoint must match to be resumed, with the params)."""
+        private = () if self.budget is None else (asdict(self.budget),)
         return plan_run(
-            self.params, self.n_examples, depends_on, self.validate, self.validate_every, name, show_progress
-        )
+            self.params, self.n_examples, (*depends_on, *private), self.validate, self.validate_every, name,
+            show_progress,
+        )  # fmt: skip
+
+    def privacy(self) -> dict[str, Any] | None:
+        """The DP-SGD budget with the steps taken and the accountant's epsilon for them (None when not private)."""
+        if self.budget is None:
+            return None
+        return self.budget.report(self.optimizer.steps_taken, self.optimizer.epsilon())
 
     def snapshot(self) -> JointModel:
         """The towers as they stand, exported into a fitted model."""
         net = self.objective.module
         was_training = net.training
         net.eval()
-        model = JointModel.from_vectors(self.params, net.export(), self.item_counts)
+        vectors = net.export()
+        if isinstance(self.objective, PrivateJointObjective):  # DP: history user vectors are folded in
+            vectors = self.objective.exported(vectors)
+        model = JointModel.from_vectors(self.params, vectors, self.item_counts)
         net.train(was_training)
         return model
 
@@ -162,6 +180,7 @@ class JointTraining:
             validation=list(result.validation),
             best_step=result.best_step,
             seconds=seconds,
+            privacy=self.privacy(),
         )
         return model
 
@@ -184,8 +203,10 @@ def joint_training(
     user_features: np.ndarray | None = None,
     item_features: np.ndarray | None = None,
     valid: sp.csr_matrix | None = None,
+    dp: DPParams | None = None,
 ) -> JointTraining:
-    """Prepare a run on the binary users x items ``train`` matrix (see the module docstring).
+    """Prepare a run on the binary users x items ``train`` matrix (see the module docstring; DP-SGD when
+    ``dp`` is enabled).
 
     Thread count is the caller's (``train_joint`` applies ``params.threads``); ``params.device`` is resolved here.
     """
@@ -198,6 +219,9 @@ def joint_training(
     if not len(users_of):
         raise ValueError("train has no positives: nothing to learn from")
     item_counts = np.bincount(items_of, minlength=n_items)
+    private = dp is not None and dp.enabled
+    if private:
+        params = private_joint_params(params, dp.sgd)
     device = resolve_device(params.device)
     weights = imputation = weight_sums = None
     if params.debias in ("ips", "snips", "dr"):
@@ -213,20 +237,28 @@ def joint_training(
     net = build_net(
         n_users, item_counts, params, side, device, bias_prior(item_counts, weight_sums, params.propensity_clip)
     )
-    total_steps = planned_steps(len(users_of), params)
-    total_examples = min(planned_examples(len(users_of), params.epochs), total_steps * params.batch_size)
-    objective = JointObjective(
-        net, params, users_of, items_of, n_users, item_counts, total_examples, device, weights, imputation
-    )
+    if private:
+        objective = private_parts(net, params, dp, users_of, items_of, device)
+        optimizer, n_examples, budget = objective.optimizer, objective.n_units, objective.optimizer.budget
+        item_counts = np.zeros_like(item_counts)  # the counts are not private: the DP model stores none
+    else:
+        total_steps = planned_steps(len(users_of), params)
+        total_examples = min(planned_examples(len(users_of), params.epochs), total_steps * params.batch_size)
+        objective = JointObjective(
+            net, params, users_of, items_of, n_users, item_counts, total_examples, device, weights, imputation
+        )
+        optimizer = JointOptimizer(net, params.learning_rate, params.weight_decay)
+        n_examples, budget = len(users_of), None
     run = JointTraining(
         objective=objective,
-        optimizer=JointOptimizer(net, params.learning_rate, params.weight_decay),
-        n_examples=len(users_of),
+        optimizer=optimizer,
+        n_examples=n_examples,
         validate=None,
-        validate_every=params.validate_every or math.ceil(len(users_of) / params.batch_size),  # default: per epoch
+        validate_every=params.validate_every or math.ceil(n_examples / params.batch_size),  # default: per epoch
         device=device,
         params=params,
         item_counts=item_counts,
+        budget=budget,
     )
     if valid is not None:
         checked = validation_users(valid, params.validate_users, params.seed)
@@ -243,11 +275,12 @@ def train_joint(
     item_features: np.ndarray | None = None,
     valid: sp.csr_matrix | None = None,
     progress: bool = True,
+    dp: DPParams | None = None,
 ) -> JointModel:
     """Fit the joint model in memory: ``joint_training``, the shared loop without checkpoints, ``finish``."""
     started = time.perf_counter()
     with torch_threads(params.threads):
-        run = joint_training(train, params, item_text, user_features, item_features, valid)
+        run = joint_training(train, params, item_text, user_features, item_features, valid, dp)
         plan = run.plan(show_progress=progress)
         trained = plan.train(run.objective, run.optimizer, run.device, log=print if progress else lambda message: None)
         return run.finish(trained.result, time.perf_counter() - started)
