@@ -13,9 +13,8 @@ import torch
 
 import recause.models.language
 import recause.training
-from recause.artifacts import read_parquet, require_file
+from recause.artifacts import read_item_embeddings, read_parquet, require_file
 from recause.data.matrix import IdIndex
-from recause.errors import InputDataError
 from recause.layout import LAYOUT
 from recause.models.base import Recommender
 from recause.models.language.retrieval import lm_retrieval_from_heads
@@ -39,15 +38,7 @@ def item_texts() -> pd.DataFrame:
 
 def item_embeddings(items: IdIndex) -> np.ndarray:
     """The `embed` stage's item embeddings in the row order of ``items`` (every item must have one)."""
-    from safetensors import safe_open
-
-    with safe_open(str(require_file(EMBEDDINGS, "item embeddings")), framework="np") as handle:
-        ids = json.loads(handle.metadata()["item_ids"])
-        embeddings = handle.get_tensor("embeddings")
-    rows = IdIndex(np.asarray(ids, dtype=str)).positions(items.ids)
-    if (rows < 0).any():
-        raise InputDataError(f"{EMBEDDINGS} lacks {(rows < 0).sum()} of the {len(items):,} items: re-run `embed`")
-    return embeddings[rows]
+    return read_item_embeddings(EMBEDDINGS, items.ids)
 
 
 def lm_retrieval(items: IdIndex) -> Recommender:

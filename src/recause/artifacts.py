@@ -49,6 +49,22 @@ def atomic_path(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
+def read_item_embeddings(path: Path, item_ids: np.ndarray) -> np.ndarray:
+    """`embed`'s item embeddings (a safetensors file with its ``item_ids`` in the metadata) in the order of
+    ``item_ids``; every item must have one."""
+    from safetensors import safe_open
+
+    from recause.data.matrix import IdIndex
+
+    with safe_open(str(require_file(path, "item embeddings")), framework="np") as handle:
+        ids = json.loads(handle.metadata()["item_ids"])
+        embeddings = handle.get_tensor("embeddings")
+    rows = IdIndex(np.asarray(ids, dtype=str)).positions(np.asarray(item_ids))
+    if (rows < 0).any():
+        raise InputDataError(f"{path} lacks {(rows < 0).sum()} of the {len(rows):,} items: re-run `embed`")
+    return embeddings[rows]
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
