@@ -60,7 +60,8 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
     ranking = json.loads((root / "metrics/ranking.json").read_text())
     mixed = ("mixed_all", "mixed_warm", "mixed_cold")  # the cold-item variant: warm and cold in one list
     assert set(ranking) == {"valid", "test", "cold", "intervened", *mixed}
-    expected_keys = {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hit", "precision") for k in (10, 20)}
+    expected_keys = {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hit", "precision", "f1") for k in (10, 20)}
+    expected_keys |= {"gauc", "auc"}  # the whole ranking, no cut-off
     unbiased = {f"snips_{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20)}
     unbiased |= {f"{m}@10" for m in ("mean_popularity", "coverage", "gini")}
     content, joint = {"tfidf_knn", "lm_retrieval", "hybrid_ease"}, {"joint", "joint_debiased"}
@@ -128,6 +129,15 @@ def test_flow_runs_every_stage_and_writes_every_output(tiny_build: TinyBuild) ->
     for method in ("pc", "ges"):
         assert (root / f"metrics/plots/causal/graph_{method}.png").read_bytes()[:4] == b"\x89PNG"
     assert (root / "reports/causal.md").read_text().startswith("# Causal report")
+    fairness = json.loads((root / "metrics/fairness.json").read_text())
+    served = json.loads((root / "models/champion.json").read_text())["served"]
+    plain = next(point for point in fairness["rerank"]["curve"] if point["strength"] == 0)
+    assert fairness["model"] == served and plain["test"]["ndcg@10"] == pytest.approx(ranking["test"][served]["ndcg@10"])
+    assert set(fairness["user_groups"]) == {"gender", "age", "occupation"}
+    assert "skipped" not in fairness["counterfactual"]  # the joint model's flip was measured
+    assert (root / "reports/fairness.md").read_text().startswith("# Fairness report")
+    for plot in ("tradeoff", "groups"):
+        assert (root / f"metrics/plots/fairness/{plot}.png").read_bytes()[:4] == b"\x89PNG"
     uplift = json.loads((root / "metrics/uplift.json").read_text())
     assert set(uplift) >= {"uplift", "accuracy", "random", "uplift_over_accuracy_cp@10"}
     assert all(0 <= uplift[m]["realised_effect/cp@10"] <= 1 for m in ("uplift", "accuracy", "random"))
