@@ -54,12 +54,10 @@ def read_item_embeddings(path: Path, item_ids: np.ndarray) -> np.ndarray:
     ``item_ids``; every item must have one."""
     from safetensors import safe_open
 
-    from recause.data.matrix import IdIndex
-
     with safe_open(str(require_file(path, "item embeddings")), framework="np") as handle:
         ids = json.loads(handle.metadata()["item_ids"])
         embeddings = handle.get_tensor("embeddings")
-    rows = IdIndex(np.asarray(ids, dtype=str)).positions(np.asarray(item_ids))
+    rows = pd.Index(np.asarray(ids, dtype=str)).get_indexer(np.asarray(item_ids, dtype=str))  # -1: missing
     if (rows < 0).any():
         raise InputDataError(f"{path} lacks {(rows < 0).sum()} of the {len(rows):,} items: re-run `embed`")
     return embeddings[rows]
