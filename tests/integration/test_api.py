@@ -231,3 +231,35 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     assert served_so_far() == before + 1
     metrics = client.get("/metrics").text
     assert "recause_model_info{" in metrics and client.get("/ready").json()["ready"] is True
+
+
+def test_with_the_reranker_served_the_api_shows_its_lists_more_long_tail_than_the_plain_ones(
+    served_workspace: Workspace,
+) -> None:
+    """fairness.rerank.served: the greedy lists are the re-ranker's (as `recause recommend` loads them), never a
+    seen item, k long, and hold more long-tail items than the plain top-k of the same users."""
+    root = served_workspace.root
+    params = load_params(root / "params.yaml")
+    fairness = params.fairness.model_copy(
+        update={"rerank": params.fairness.rerank.model_copy(update={"served": True, "strength": 1.6})}
+    )
+    plain, reranked = load_served(root, champion(root)), load_served(root, champion(root), fairness)
+    assert reranked.reranker is not None and plain.reranker is None
+    tail = reranked.reranker.tail
+    users = plain.users.ids[:20]
+    expected = reranked.top_k(10, np.arange(20))
+    quiet = params.serving.model_copy(update={"log_exposure": False})  # other tests read this clone's exposure log
+    app = create_app(root, params.model_copy(update={"fairness": fairness, "serving": quiet}))
+    with TestClient(app) as test_client:
+        shown = {u: [i["item_id"] for i in test_client.get(f"/recommendations/{u}", params={"k": 10}).json()["items"]]
+                 for u in users}  # fmt: skip
+    in_tail = {"plain": 0, "reranked": 0}
+    for row, user in enumerate(users):
+        assert shown[user] == expected[expected["user_id"] == user]["item_id"].tolist()
+        columns = plain.items.positions(np.asarray(shown[user], dtype=str))
+        assert len(columns) == 10 and not plain.history[row].toarray()[0, columns].any()
+        in_tail["reranked"] += int(tail[columns].sum())
+        in_tail["plain"] += int(
+            tail[plain.items.positions(plain.top_k(10, np.array([row]))["item_id"].to_numpy(str))].sum()
+        )
+    assert in_tail["reranked"] > in_tail["plain"]
