@@ -19,6 +19,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from recause.evaluation.metrics import ndcg, recall
+from recause.fairness.counterfactual import shifted_user_vectors
 from recause.models.joint import JointModel, JointParams, ips_weights, joint_training, propensities, train_joint
 from recause.models.joint import train as train_module
 from recause.models.joint.adaptors import whitening
@@ -333,3 +334,17 @@ def test_micro_batches_of_a_step_add_up_to_its_loss(data: Topics, overrides: dic
     assert whole == pytest.approx(parts, rel=1e-5)
     with pytest.raises(ValueError, match="current step"):
         objective.loss(np.setdiff1d(np.arange(len(objective.users_of)), rows)[:10])
+
+
+def test_the_saved_user_feature_map_moves_a_user_as_the_network_does(data: Topics) -> None:
+    """p_u = e_u + W x_u: the exported map W applied to other features gives the vectors the network computes for
+    them (the fairness stage's counterfactual flip reads W from the saved model); no user features, no map."""
+    features = np.eye(6, dtype=np.float32)[data.user_topic]
+    net = joint_training(data.train, params(), user_features=features).objective.module
+    before = net.export()
+    other = np.roll(features, 1, axis=1)  # every user moved to the next topic
+    net.user_side = torch.from_numpy(other)
+    moved = shifted_user_vectors(before["user_vectors"], features, other, before["user_feature_map"])
+    np.testing.assert_allclose(moved, net.export()["user_vectors"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(moved, before["user_vectors"])
+    assert "user_feature_map" not in joint_training(data.train, params()).objective.module.export()

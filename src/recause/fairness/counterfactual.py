@@ -97,24 +97,20 @@ class JointSide:
     columns: dict[str, slice]  # each attribute's one-hot block in the features
 
 
-def joint_side(
-    model: Recommender, meta: dict, state: dict[str, np.ndarray], users: pd.DataFrame, source: str
-) -> JointSide | str:
-    """The joint model and its user-feature map W (its best checkpoint ``state``'s ``user_linear``), checked to
-    rebuild the saved user vectors as ID embedding + W x_u; or why not (``source`` names the checkpoint)."""
-    found = {key: [n for n in state if n.endswith(key)] for key in ("user_ids.weight", "user_linear.weight")}
-    if any(len(names) != 1 for names in found.values()):
-        return f"{source} has no user-feature map: the joint model was trained without user features"
+def joint_side(model: Recommender, meta: dict, users: pd.DataFrame) -> JointSide | str:
+    """The joint model with its user-feature map W (saved with it as ``user_feature_map``) and the users'
+    features in its user order; or why not (trained without user features, or features of another layout)."""
+    weight = model.arrays().get("user_feature_map")
+    if weight is None:
+        return "the joint model was trained without user features (models.joint.use_side_features)"
     ids = np.asarray(meta["user_ids"], dtype=str)
     try:
         columns = attribute_columns(users, ids)
     except ValueError as error:
         return str(error)
     features = user_side_features(users, ids)
-    weight = state[found["user_linear.weight"][0]]
-    rebuilt = state[found["user_ids.weight"][0]] + features @ weight.T
-    if not np.allclose(rebuilt, model.arrays()["user_vectors"], rtol=1e-4, atol=1e-5):
-        return f"{source} is not the saved joint model's (re-run train_joint)"
+    if weight.shape[1] != features.shape[1]:
+        return f"the joint model's user-feature map reads {weight.shape[1]} features, the users table gives {features.shape[1]}"
     return JointSide(model, meta, weight, features, columns)
 
 

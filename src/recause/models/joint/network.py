@@ -105,7 +105,8 @@ class JointNet(nn.Module):
 
     @torch.no_grad()
     def export(self) -> dict[str, np.ndarray]:
-        """Every user and item vector and the item biases, as float32 arrays (for scoring and saving)."""
+        """Every user and item vector, the item biases and the user-feature map W (with user side features), as
+        float32 arrays (for scoring and saving)."""
         device = self.user_ids.weight.device
 
         def every(n: int, tower: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
@@ -114,8 +115,11 @@ class JointNet(nn.Module):
             ]
             return torch.cat(chunks).float().cpu().numpy()
 
-        return {
+        exported = {
             "user_vectors": every(self.user_ids.num_embeddings, self.users),
             "item_vectors": every(self.item_ids.num_embeddings, self.items),
             "item_bias": self.item_bias.weight.squeeze(-1).float().cpu().numpy().copy(),
         }
+        if self.user_linear is not None:  # W of p_u = e_u + W x_u: what a counterfactual change of x_u moves
+            exported["user_feature_map"] = self.user_linear.weight.float().cpu().numpy().copy()
+        return exported
