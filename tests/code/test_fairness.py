@@ -17,7 +17,14 @@ from recause.fairness.counterfactual import (
     mean_imputed,
     shifted_user_vectors,
 )
-from recause.fairness.groups import age_band_labels, attribute_labels, group_metrics, pooled
+from recause.fairness.groups import (
+    age_band_labels,
+    attribute_labels,
+    group_metrics,
+    permutation_null,
+    pooled,
+    relative_gap,
+)
 from recause.fairness.longtail import short_head, tail_exposure
 from recause.fairness.rerank import TailReranker, rerank_candidates, standardised
 from recause.fairness.target import LONG_TAIL, targeted, verdict
@@ -191,3 +198,19 @@ def test_the_greedy_policy_shows_the_reranked_list_and_exploration_ignores_it(ra
     assert choose(scores[5], seen[5], 8, exploring, np.random.default_rng(0), reranker.top_k).items.tolist() == (
         plain.items.tolist()
     )
+
+
+def test_random_groups_of_the_same_sizes_show_how_much_gap_noise_alone_gives() -> None:
+    """A planted difference between two groups is far outside the shuffled labels' gaps (p at its floor); labels
+    unrelated to the values give a p-value that is not small; the relative gap is that of the group means."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0.0, 1.0, 400)
+    planted = pd.Series(np.where(np.arange(400) < 200, "a", "b"))
+    shifted = values + np.where(planted == "a", 0.5, 0.0)
+    means = pd.Series(shifted).groupby(planted).mean()
+    assert relative_gap(shifted, pd.factorize(planted)[0], 2)[0] == pytest.approx(1 - means.min() / means.max())
+    real = permutation_null(shifted, planted, 500, seed=0)
+    assert real["p_value"] == pytest.approx(1 / 501) and real["interval"][1] < real["observed"]
+    unrelated = permutation_null(values, pd.Series(rng.choice(["x", "y", "z"], 400)), 500, seed=0)
+    assert unrelated["p_value"] > 0.05 and unrelated["interval"][0] <= unrelated["observed"] <= unrelated["interval"][1]
+    assert permutation_null(values, planted, 50, seed=1) == permutation_null(values, planted, 50, seed=1)

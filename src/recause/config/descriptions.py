@@ -98,6 +98,7 @@ DESCRIPTIONS: dict[str, str] = {
     "FairnessParams.k": "List length judged: NDCG@k, Recall@k, APLT/ACLT of the top-k.",
     "FairnessParams.attributes": "User-table columns whose groups are compared (age: MovieLens' bands); absent ones are skipped.",
     "FairnessParams.min_group_users": "Groups with fewer test users are pooled into one before the gap is taken (their means are noise).",
+    "FairnessParams.n_permutations": "Shuffles of the users' group labels: the gap random groups of the same sizes give, and the observed gap's p-value (0: none).",
     "FairnessParams.n_boot": "Bootstrap resamples of the users for the groups' intervals (0: no intervals).",
     "FairnessParams.confidence": "Level of the bootstrap intervals.",
     "FairnessParams.seed": "Seed of the bootstrap draws.",

@@ -39,6 +39,7 @@ class FairnessParams(StrictModel):
     attributes: list[str] = Field(default=["gender", "age", "occupation"], min_length=1)
     min_group_users: int = Field(default=30, ge=1)
     n_boot: int = Field(default=100, ge=0)
+    n_permutations: int = Field(default=1000, ge=0)
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     seed: int = 0
     head_share: float = Field(default=0.2, gt=0.0, lt=1.0)

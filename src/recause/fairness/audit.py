@@ -125,7 +125,7 @@ def gap_target(points: list[dict], settings: FairnessParams) -> dict:
 def user_groups(split: Holdout, settings: FairnessParams) -> dict:
     """Per attribute, for the plain lists: every group with intervals, and the pooled groups' gap with intervals."""
     values = per_user(split, split.candidates[:, : settings.k], settings.k)
-    boot = (settings.n_boot, settings.confidence, settings.seed)
+    boot = (settings.n_boot, settings.confidence, settings.seed, settings.n_permutations)
     found = {}
     for attribute in split.labels:
         labels = split.labels[attribute]

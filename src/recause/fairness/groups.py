@@ -10,6 +10,12 @@ A group of few users has a mean dominated by noise (per-user NDCG@10 has a stand
 leave about +-0.1 at 95%), and the max - min of noisy means is biased upward; groups with fewer than
 ``min_group_users`` users are therefore pooled into one group before the gap is taken (their own means are still
 reported, unpooled, beside it).
+
+How much of a gap noise alone gives is measured too (``permutation_null``): the users' labels are shuffled, so the
+groups keep their sizes but lose any link to the users, and the relative gap is taken again each time. The
+observed gap's p-value is the share of shuffles with a gap at least as large (Good, "Permutation, parametric and
+bootstrap tests of hypotheses", 2005). On ML-100K the 21 unpooled occupations give about the observed gap from
+random groups alone, the pooled ones do not.
 """
 
 from __future__ import annotations
@@ -56,6 +62,40 @@ def pooled(labels: pd.Series, min_users: int) -> pd.Series:
     return labels.where(~small, f"{labels[small].nunique()} groups under {min_users} users")
 
 
+def relative_gap(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """1 - min/max of the group means of ``values`` for each row of ``codes`` (group index per user); 0 if max <= 0."""
+    codes = np.atleast_2d(codes)
+    offsets = codes + n_groups * np.arange(len(codes))[:, None]
+    sizes = np.bincount(codes[0], minlength=n_groups)
+    sums = np.bincount(offsets.ravel(), weights=np.tile(values, len(codes)), minlength=n_groups * len(codes))
+    means = sums.reshape(len(codes), n_groups) / np.maximum(sizes, 1)
+    means = means[:, sizes > 0]
+    top = means.max(axis=1)
+    return np.divide(top - means.min(axis=1), top, out=np.zeros(len(top)), where=top > 0)
+
+
+def permutation_null(
+    values: np.ndarray, labels: pd.Series, n_permutations: int, confidence: float = 0.95, seed: int = 0
+) -> dict:
+    """The relative gap of groups of the same sizes drawn at random (labels shuffled ``n_permutations`` times):
+    its mean, its central ``confidence`` interval, and the share of shuffles at least as unequal as the observed
+    groups (the permutation p-value, counting the observed labelling as one shuffle)."""
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
+    codes, uniques = pd.factorize(pd.Series(labels.to_numpy()))
+    values = np.asarray(values, dtype=np.float64)
+    observed = float(relative_gap(values, codes, len(uniques))[0])
+    rng = np.random.default_rng(seed)
+    shuffled = relative_gap(values, np.vstack([rng.permutation(codes) for _ in range(n_permutations)]), len(uniques))
+    tail = (1.0 - confidence) / 2
+    return {
+        "observed": observed,
+        "mean": float(shuffled.mean()),
+        "interval": [float(q) for q in np.quantile(shuffled, [tail, 1.0 - tail])],
+        "p_value": float((1 + np.count_nonzero(shuffled >= observed - 1e-12)) / (1 + n_permutations)),
+    }
+
+
 def _ratio(value: float) -> float:
     return float(value) if np.isfinite(value) else 1.0
 
@@ -69,10 +109,16 @@ def _column_mean(column: int) -> Callable[[np.ndarray, np.ndarray], float]:
 
 
 def group_metrics(
-    per_user: dict[str, np.ndarray], labels: pd.Series, n_boot: int = 0, confidence: float = 0.95, seed: int = 0
+    per_user: dict[str, np.ndarray],
+    labels: pd.Series,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+    n_permutations: int = 0,
 ) -> dict:
     """Per group of ``labels`` the mean of each per-user metric (with its bootstrap interval when ``n_boot``), and
-    per metric the gap (max - min), the ratio (min / max) and the relative gap 1 - ratio (intervals likewise).
+    per metric the gap (max - min), the ratio (min / max) and the relative gap 1 - ratio (intervals likewise), and
+    with ``n_permutations`` the relative gap of random groups of the same sizes (``permutation_null``).
 
     ``per_user``: metric name -> one value per user, aligned with ``labels``.
     """
@@ -114,4 +160,7 @@ def group_metrics(
         for n in names:
             summary[n]["gap_ci"] = [float(gap_low[n]), float(gap_high[n])]
             summary[n]["relative_gap_ci"] = [1.0 - _ratio(ratio_high[n]), 1.0 - _ratio(ratio_low[n])]
+    for i, n in enumerate(names if n_permutations else []):
+        null = permutation_null(values[:, i], labels, n_permutations, confidence, seed)
+        summary[n]["random_groups"] = {key: value for key, value in null.items() if key != "observed"}
     return {"groups": groups, "summary": summary}

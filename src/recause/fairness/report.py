@@ -152,6 +152,12 @@ def _group_lines(report: dict) -> list[str]:
                 f"\nNDCG@{k}, {label}: gap (max - min) {s['gap']:.4f}{_interval(s.get('gap_ci'))}, ratio (min / max) "
                 f"{s['ratio']:.3f}, relative gap {s['relative_gap']:.3f}{_interval(s.get('relative_gap_ci'))}."
             )
+            if "random_groups" in s:
+                null = s["random_groups"]
+                lines.append(
+                    f"Random groups of the same sizes (labels shuffled): relative gap {null['mean']:.3f}"
+                    f"{_interval(null['interval'])}; p = {null['p_value']:.3f} for a gap at least this large."
+                )
         lines.append("")
     return [*lines, f"![groups]({PLOTS}/groups.png)", ""]
 
