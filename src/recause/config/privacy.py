@@ -48,6 +48,14 @@ class DPParams(StrictModel):
     gram: GramDPParams = GramDPParams()
     sgd: SgdDPParams = SgdDPParams()
 
+    def delta_for(self, n_users: int) -> float:
+        """``delta``, or 1 / the number of train users when it is null (the one rule for every mechanism)."""
+        if self.delta is not None:
+            return self.delta
+        if n_users < 2:  # delta = 1 would promise nothing
+            raise ValueError(f"delta = 1 / train users needs at least 2 users with train events, got {n_users}")
+        return 1.0 / n_users
+
 
 class PrivacyParams(StrictModel):
     dp: DPParams = DPParams()

@@ -194,10 +194,7 @@ class PrivateGram:
 
 def mechanism_for(train: sp.csr_matrix, dp: DPParams) -> GramMechanism:
     """``privacy.dp``'s mechanism for ``train`` (δ = 1 / its number of users with train events when unset)."""
-    n_users = int((np.diff(sp.csr_matrix(train).indptr) > 0).sum())
-    if dp.delta is None and n_users == 0:
-        raise ValueError("no user has train events: delta = 1 / n_users is undefined")
-    delta = dp.delta if dp.delta is not None else 1.0 / n_users
+    delta = dp.delta_for(int((np.diff(sp.csr_matrix(train).indptr) > 0).sum()))
     gram = dp.gram
     return GramMechanism(dp.epsilon, delta, gram.user_norm, gram.min_items, gram.normalize, dp.seed)
 

@@ -73,15 +73,6 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def target_delta(dp: DPParams, n_users: int) -> float:
-    """``dp.delta``, or 1 / number of train users when it is null."""
-    if dp.delta is not None:
-        return dp.delta
-    if n_users < 2:
-        raise ValueError(f"delta = 1 / train users needs at least 2 train users, got {n_users}")
-    return 1.0 / n_users
-
-
 def noise_for_target(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp") -> float:
     """Opacus' noise multiplier for (epsilon, delta) after ``steps`` Poisson-sampled steps at ``sample_rate``
     (0 for epsilon = inf: clipping only)."""
@@ -102,7 +93,7 @@ def sgd_budget(dp: DPParams, n_units: int, expected_batch_size: int, steps: int,
     if n_units < 1 or steps < 1:
         raise ValueError(f"DP-SGD needs at least one unit and one step, got {n_units} units and {steps} steps")
     sample_rate = min(expected_batch_size / n_units, 1.0)
-    delta = target_delta(dp, n_users)
+    delta = dp.delta_for(n_users)
     sgd = dp.sgd
     sigma = sgd.noise_multiplier
     if sigma is None:

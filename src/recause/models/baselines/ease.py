@@ -55,8 +55,7 @@ class EASE(DenseItemItem):
     params: EASEParams
 
     def fit(self, train: sp.csr_matrix) -> Self:
-        self.weights = ease_weights(train, self.params.reg_weight)
-        return self
+        return self.fit_gram(gram_matrix(train))
 
     def fit_gram(self, gram: np.ndarray, extra_ridge: float = 0.0) -> Self:
         """Fit on a (Gram-like) items x items matrix alone, e.g. a differentially private release
