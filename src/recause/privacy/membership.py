@@ -7,9 +7,10 @@ CCS 2021), reading only the released model:
 1. The main train's users are split in two seeded halves: **members** (the model is fit on their train rows) and
    **non-members** (held out).
 2. For every user, the train items are split in two seeded halves ``A`` and ``B``; the model scores every item from
-   ``A`` alone (fold-in), and the user's statistic is how high it ranks ``B``: the mean over ``B`` of the share of
-   the other candidates (items not in ``A``) scored below it, ties counting half. A model that memorised the
-   user's co-occurrences reconstructs ``B`` better for members.
+   ``A`` alone (fold-in), and the user's statistic is how well it ranks ``B`` above the items in neither half:
+   the user's AUC as `evaluate` computes it (``recause.evaluation.auc``: ``B`` the positives, every item not in
+   ``A`` rankable, ties counting half). A model that memorised the user's co-occurrences reconstructs ``B``
+   better for members.
 3. The attack thresholds that statistic; its ROC AUC over members vs non-members is the audit's number:
    0.5 is no leakage, 1 is perfect membership inference. An (ε, δ)-DP fit bounds every threshold's true-positive
    rate by ``e^ε FPR + δ`` (Kairouz et al. 2015; ``dp_auc_bound``), so an AUC above that bound is a bug.
@@ -24,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.metrics import roc_auc_score
 
+from recause.evaluation.auc import AucTally
 from recause.evaluation.ranking import ScoreFn
 
 Fit = Callable[[sp.csr_matrix], ScoreFn]  # members' train rows (others emptied) -> the released model's scorer
@@ -74,23 +76,15 @@ def _kept(rows: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
     return kept
 
 
-def reconstruction_ranks(score: ScoreFn, history: sp.csr_matrix, held: sp.csr_matrix, batch: int = 512) -> np.ndarray:
-    """Per user, the mean over ``held`` items of the share of candidates (items not in ``history``) the model
-    scores below it given ``history``, ties counting half; NaN for a user without held items."""
-    out = np.full(history.shape[0], np.nan)
+def reconstruction_auc(score: ScoreFn, history: sp.csr_matrix, held: sp.csr_matrix, batch: int = 512) -> np.ndarray:
+    """Per user, the AUC of the ``held`` items against every other item not in ``history``, scored from ``history``
+    alone (``AucTally.per_user``); NaN for a user without held items."""
+    tally = AucTally(pooled=False)
     for start in range(0, history.shape[0], batch):
-        scores = np.asarray(score(history[start : start + batch]), dtype=np.float64)
-        for offset, row in enumerate(scores):
-            user = start + offset
-            targets = held.indices[held.indptr[user] : held.indptr[user + 1]]
-            if len(targets) == 0:
-                continue
-            seen = history.indices[history.indptr[user] : history.indptr[user + 1]]
-            candidates = np.sort(np.delete(row, seen))
-            below = np.searchsorted(candidates, row[targets], side="left")
-            ties = np.searchsorted(candidates, row[targets], side="right") - below - 1  # minus the target itself
-            out[user] = float(np.mean((below + 0.5 * ties) / max(len(candidates) - 1, 1)))
-    return out
+        rows = slice(start, start + batch)
+        scores = np.asarray(score(history[rows]), dtype=np.float64)
+        tally.add(scores, history[rows].toarray() == 0, held[rows].toarray() > 0)
+    return tally.per_user()
 
 
 def membership_audit(train: sp.csr_matrix, fit: Fit, seed: int = 0) -> Audit:
@@ -103,7 +97,7 @@ def membership_audit(train: sp.csr_matrix, fit: Fit, seed: int = 0) -> Audit:
     member_rows.eliminate_zeros()  # a product: train itself is untouched
     score = fit(member_rows)
     history, held = fold_halves(train, seed + 1)
-    statistic = reconstruction_ranks(score, history, held)
+    statistic = reconstruction_auc(score, history, held)
     known = ~np.isnan(statistic)
     labels, values = members[known], statistic[known]
     return Audit(float(roc_auc_score(labels, values)), int(labels.sum()), int((~labels).sum()))
